@@ -1,0 +1,3 @@
+"""footfall: privacy-first, cookie-free web analytics. Shared CLI, config and event contract."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""The `footfall` command: thin over the library, one place turns errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from footfall import __version__
+from footfall.config import Config, load
+from footfall.errors import FootfallError
+
+Command = Callable[[Config, argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Command, str, str, Callable[[argparse.ArgumentParser], None] | None]] = {}
+
+
+def command(
+    name: str, help: str, example: str,
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> Callable[[Command], Command]:
+    """Register a subcommand; every command has help text with an example."""
+
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (fn, help, example, arguments)
+        return fn
+
+    return register
+
+
+def _collect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="override collector.host")
+    p.add_argument("--port", type=int, help="override collector.port")
+
+
+@command("collect", "Run the beacon collector daemon.",
+         "footfall collect --config /etc/footfall/config.yaml", _collect_args)
+def _collect(cfg: Config, args: argparse.Namespace) -> int:
+    from collector.server import serve
+
+    serve(cfg, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="footfall",
+        description="Privacy-first, cookie-free web analytics you run on your own server.",
+        epilog="example: footfall collect --config ./config.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"footfall {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_fn, help_text, example, arguments) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--config", type=Path, default=Path("config.yaml"),
+                       help="path to config.yaml (default: ./config.yaml)")
+        if arguments:
+            arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fn = COMMANDS[args.command][0]
+    try:
+        return fn(load(args.config), args)
+    except FootfallError as exc:
+        print(f"footfall {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The one typed config schema, loaded and validated in one place.
+
+Each key is a dataclass field with a default and a `doc` line. Loading walks the raw YAML
+against the dataclasses, collects every problem (each naming the key and how to fix it)
+and raises a single ConfigError. Unknown keys are errors, to catch typos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import types
+import typing
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from footfall.errors import ConfigError
+
+PropValue = str | int | float | bool
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """A dataclass field with a one-line description, kept for docs and error messages."""
+    metadata = {"doc": text}
+    return field(metadata=metadata, **kwargs)
+
+
+@dataclass(frozen=True)
+class Site:
+    domain: str = doc("Host name the tracker reports, e.g. example.com (no scheme, no www.)")
+    timezone: str = doc("IANA time zone whose calendar days the reports use", default="UTC")
+    name: str | None = doc("Display name in reports; defaults to the domain", default=None)
+
+    @property
+    def title(self) -> str:
+        return self.name or self.domain
+
+
+@dataclass(frozen=True)
+class Collector:
+    host: str = doc("Address the collector listens on", default="127.0.0.1")
+    port: int = doc("TCP port the collector listens on", default=8787)
+    trusted_proxies: list[str] = doc(
+        "CIDRs of reverse proxies whose X-Forwarded-For is believed", default_factory=list
+    )
+    rotate_mb: int = doc("Start a new log file once the current one reaches this size", default=64)
+    fsync_interval_s: float = doc(
+        "Seconds between fsyncs of the log (power-loss window); 0 fsyncs every event",
+        default=1.0,
+    )
+    geoip_database: Path | None = doc(
+        "Optional MaxMind GeoLite2/GeoIP2 Country .mmdb file; the bundled data is used otherwise",
+        default=None,
+    )
+    referrer_spam: bool = doc("Drop beacons whose referrer is a known spam domain", default=True)
+    exclude_paths: list[str] = doc(
+        "Path globs never recorded, e.g. /admin/*", default_factory=list
+    )
+
+
+@dataclass(frozen=True)
+class Sessions:
+    timeout_minutes: int = doc("Inactivity gap that starts a new session", default=30)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    name: str = doc("Label of the step in reports")
+    path: str | None = doc("Match pageviews by exact path or a * glob", default=None)
+    event: str | None = doc("Match a custom event by name", default=None)
+    props: dict[str, PropValue] | None = doc(
+        "With event: props the event must carry with these exact values", default=None
+    )
+
+
+@dataclass(frozen=True)
+class Funnel:
+    name: str = doc("Funnel name")
+    site: str = doc("Domain of one of the configured sites")
+    steps: list[FunnelStep] = doc("Two or more ordered steps", default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = doc("Holds logs/, salts/, quarantine/ and footfall.duckdb", default=Path("data"))
+    site_dir: Path = doc("Where the static dashboard is written", default=Path("site"))
+    sites: list[Site] = doc("The sites you track", default_factory=list)
+    collector: Collector = doc("Beacon collector settings", default_factory=Collector)
+    sessions: Sessions = doc("Sessionisation settings", default_factory=Sessions)
+    funnels: list[Funnel] = doc("Conversion funnels", default_factory=list)
+    source: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def salts_dir(self) -> Path:
+        return self.data_dir / "salts"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "footfall.duckdb"
+
+    def site(self, domain: str) -> Site | None:
+        return next((s for s in self.sites if s.domain == domain), None)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+class _Loader:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def build(self, cls: type[Any], raw: Any, key: str) -> Any:
+        if not isinstance(raw, dict):
+            self.problem(key or "(top level)", f"expected a mapping, got {_kind(raw)}")
+            return None
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        for unknown in sorted(set(map(str, raw)) - set(fields)):
+            close = _closest(unknown, fields)
+            hint = f"; did you mean '{close}'?" if close else f"; known keys: {', '.join(fields)}"
+            self.problem(_join(key, unknown), f"unknown key{hint}")
+        values: dict[str, Any] = {}
+        for name, f in fields.items():
+            sub = _join(key, name)
+            if name in raw:
+                values[name] = self.convert(hints[name], raw[name], sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                self.problem(sub, f"is required ({f.metadata['doc']})")
+                values[name] = None
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None or k in raw})
+        except TypeError:
+            return None
+
+    def convert(self, tp: Any, raw: Any, key: str) -> Any:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (types.UnionType, typing.Union):
+            if raw is None and type(None) in args:
+                return None
+            options = [a for a in args if a is not type(None)]
+            if tp == PropValue or set(options) == {str, int, float, bool}:
+                if isinstance(raw, str | int | float | bool):
+                    return raw
+                self.problem(key, f"expected a string, number or boolean, got {_kind(raw)}")
+                return None
+            return self.convert(options[0], raw, key)
+        if origin is list:
+            if not isinstance(raw, list):
+                self.problem(key, f"expected a list, got {_kind(raw)}")
+                return []
+            return [self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(raw)]
+        if origin is dict:
+            if not isinstance(raw, dict):
+                self.problem(key, f"expected a mapping, got {_kind(raw)}")
+                return {}
+            return {str(k): self.convert(args[1], v, f"{key}.{k}") for k, v in raw.items()}
+        if dataclasses.is_dataclass(tp):
+            return self.build(typing.cast(type[Any], tp), raw, key)
+        if tp is Path:
+            if not isinstance(raw, str) or not raw:
+                self.problem(key, f"expected a path, got {_kind(raw)}")
+                return None
+            path = Path(raw).expanduser()
+            return path if path.is_absolute() else (self.base / path)
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+            self.problem(key, f"expected true or false, got {_kind(raw)}")
+            return None
+        if tp is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return raw
+            self.problem(key, f"expected a whole number, got {_kind(raw)}")
+            return None
+        if tp is float:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                return float(raw)
+            self.problem(key, f"expected a number, got {_kind(raw)}")
+            return None
+        if tp is str:
+            if isinstance(raw, str) and raw.strip():
+                return raw
+            self.problem(key, f"expected a non-empty string, got {_kind(raw)}")
+            return None
+        raise TypeError(f"unsupported config type {tp!r}")  # a schema bug, not a user error
+
+
+def _kind(raw: Any) -> str:
+    if raw is None:
+        return "nothing"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping"}
+    text = names.get(type(raw), type(raw).__name__)
+    return f"{text} ({raw!r})" if isinstance(raw, int | float | str) else text
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _closest(name: str, known: typing.Iterable[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
+    """Rules that span keys or need more than a type."""
+    if not cfg.sites:
+        problem("sites", "add at least one site, e.g. [{domain: example.com, timezone: UTC}]")
+    seen: set[str] = set()
+    for i, site in enumerate(cfg.sites):
+        if site is None:
+            continue
+        key = f"sites[{i}]"
+        if site.domain and not _DOMAIN.match(site.domain):
+            problem(f"{key}.domain", f"'{site.domain}' is not a bare lowercase host name "
+                    "like example.com (no scheme, port or path)")
+        if site.domain in seen:
+            problem(f"{key}.domain", f"'{site.domain}' is listed twice; keep one entry")
+        seen.add(site.domain)
+        if site.timezone:
+            try:
+                zoneinfo.ZoneInfo(site.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                problem(f"{key}.timezone",
+                        f"'{site.timezone}' is not an IANA time zone; use e.g. Europe/Berlin or UTC")
+    col = cfg.collector
+    if col is not None:
+        if isinstance(col.port, int) and not 0 <= col.port <= 65535:
+            problem("collector.port", f"{col.port} is out of range; use 1-65535 (0 picks a free port)")
+        for i, cidr in enumerate(col.trusted_proxies or []):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (ValueError, TypeError):
+                problem(f"collector.trusted_proxies[{i}]",
+                        f"'{cidr}' is not an IP network; use CIDR like 10.0.0.0/8 or 127.0.0.1/32")
+        if isinstance(col.rotate_mb, int) and col.rotate_mb < 1:
+            problem("collector.rotate_mb", "must be at least 1")
+        if isinstance(col.fsync_interval_s, float) and col.fsync_interval_s < 0:
+            problem("collector.fsync_interval_s", "must be 0 or more seconds")
+        if col.geoip_database is not None and not col.geoip_database.is_file():
+            problem("collector.geoip_database", f"no file at {col.geoip_database}; "
+                    "point it at a GeoLite2-Country.mmdb or remove the key")
+    if cfg.sessions is not None and isinstance(cfg.sessions.timeout_minutes, int) \
+            and not 1 <= cfg.sessions.timeout_minutes <= 24 * 60:
+        problem("sessions.timeout_minutes", "must be between 1 and 1440")
+    names: set[tuple[str, str]] = set()
+    for i, funnel in enumerate(cfg.funnels or []):
+        if funnel is None:
+            continue
+        key = f"funnels[{i}]"
+        if funnel.site and funnel.site not in seen:
+            problem(f"{key}.site", f"'{funnel.site}' is not one of sites[].domain "
+                    f"({', '.join(sorted(seen)) or 'none configured'})")
+        if (funnel.site, funnel.name) in names:
+            problem(f"{key}.name", f"funnel '{funnel.name}' is defined twice for {funnel.site}")
+        names.add((funnel.site, funnel.name))
+        if len(funnel.steps or []) < 2:
+            problem(f"{key}.steps", "a funnel needs at least two steps")
+        for j, step in enumerate(funnel.steps or []):
+            if step is None:
+                continue
+            skey = f"{key}.steps[{j}]"
+            if (step.path is None) == (step.event is None):
+                problem(skey, "give exactly one of 'path' (a page) or 'event' (a custom event)")
+            if step.path is not None and not step.path.startswith("/"):
+                problem(f"{skey}.path", f"'{step.path}' must start with /")
+            if step.props is not None and step.event is None:
+                problem(f"{skey}.props", "props only apply to 'event' steps")
+
+
+def parse(raw: Any, base: Path, source: str = "config") -> Config:
+    """Build a Config from already-parsed YAML; relative paths resolve against `base`."""
+    loader = _Loader(base)
+    if raw is None:
+        raw = {}
+    cfg = loader.build(Config, raw, "")
+    if cfg is not None:
+        _check(cfg, loader.problem)
+    if loader.problems or cfg is None:
+        raise ConfigError(source, loader.problems or ["the config could not be read"])
+    return typing.cast(Config, cfg)
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate a config file, raising one ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found; pass --config PATH or create "
+                                      "config.yaml (see docs/config.md)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    cfg = parse(raw, path.resolve().parent, str(path))
+    return dataclasses.replace(cfg, source=path.resolve())
+
+
+def documented_keys() -> list[tuple[str, str, str]]:
+    """(dotted key, type, description) for every key; docs/config.md is checked against it."""
+    out: list[tuple[str, str, str]] = []
+
+    def walk(cls: type[Any], prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            tp = hints[f.name]
+            key = _join(prefix, f.name)
+            out.append((key, _type_name(tp), f.metadata["doc"]))
+            inner = typing.get_args(tp)[0] if typing.get_origin(tp) is list else tp
+            if dataclasses.is_dataclass(inner):
+                walk(typing.cast(type[Any], inner), key + ("[]" if inner is not tp else ""))
+
+    walk(Config, "")
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return {"Path": "path", "str": "string", "int": "integer", "float": "number",
+                "bool": "boolean"}.get(tp.__name__, "mapping")
+    return str(tp).replace("typing.", "").replace("pathlib.Path", "path").replace(
+        "footfall.config.", "")
