@@ -11,7 +11,7 @@ from footfall import __version__
 from footfall.config import Config, load
 from footfall.errors import FootfallError
 
-Command = Callable[[Config, argparse.Namespace], int]
+Command = Callable[[Config, argparse.Namespace], int] | Callable[[None, argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Command, str, str, Callable[[argparse.ArgumentParser], None] | None]] = {}
 
 
@@ -42,6 +42,24 @@ def _collect(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", type=Path, default=Path("demo"),
+                   help="folder for the demo's config, data and site (default: ./demo)")
+    p.add_argument("--no-serve", action="store_true", help="build it, print where, and exit")
+
+
+@command("demo", "Create a demo workspace, send it real traffic and show the result.",
+         "footfall demo --workspace /tmp/footfall-demo --no-serve", _demo_args)
+def _demo(cfg: Config | None, args: argparse.Namespace) -> int:
+    from footfall.demo import run_demo
+
+    return run_demo(args.workspace, serve=not args.no_serve)
+
+
+# Commands that build their own config instead of loading --config.
+NO_CONFIG = {"demo"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="footfall",
@@ -55,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text,
                            epilog=f"example:\n  {example}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--config", type=Path, default=Path("config.yaml"),
-                       help="path to config.yaml (default: ./config.yaml)")
+        if name not in NO_CONFIG:
+            p.add_argument("--config", type=Path, default=Path("config.yaml"),
+                           help="path to config.yaml (default: ./config.yaml)")
         if arguments:
             arguments(p)
     return parser
@@ -66,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fn = COMMANDS[args.command][0]
     try:
-        return fn(load(args.config), args)
+        cfg = None if args.command in NO_CONFIG else load(args.config)
+        return fn(cfg, args)  # type: ignore[arg-type]
     except FootfallError as exc:
         print(f"footfall {args.command}: {exc}", file=sys.stderr)
         return 2
