@@ -1,0 +1,1 @@
+"""Collector: validates beacons and appends them to JSONL logs."""

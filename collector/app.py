@@ -1,0 +1,246 @@
+"""The collector's aiohttp application: one factory, typed state, routes set in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from collector.beacon import MAX_BODY, Payload, decode_body, decode_query
+from collector.enrich import Dropped, Enricher
+from collector.identity import Clock, SaltStore, VisitorIds
+from collector.logwriter import LogWriter
+from collector.metrics import Metrics
+from footfall import contract
+from footfall.config import Config
+from footfall.errors import BeaconError, StorageError
+
+log = logging.getLogger("footfall.collector")
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Callable[[], int])
+METRICS = web.AppKey("metrics", Metrics)
+WRITER = web.AppKey("writer", LogWriter)
+ENRICHER = web.AppKey("enricher", Enricher)
+VISITORS = web.AppKey("visitors", VisitorIds)
+TRACKER = web.AppKey("tracker", bytes)
+PROXIES = web.AppKey("proxies", tuple)
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+MAINTENANCE_S = 60.0
+
+
+def create_app(config: Config, *, clock: Clock = contract.now_ms) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[cors_middleware])
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[PROXIES] = tuple(ipaddress.ip_network(c, strict=False)
+                         for c in config.collector.trusted_proxies)
+    app[TRACKER] = resources.files("collector").joinpath("static/tracker.js").read_bytes()
+    app.cleanup_ctx.append(storage_ctx)
+    setup_routes(app)
+    return app
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/event", post_event)
+    app.router.add_get("/api/event", get_event)
+    app.router.add_route("OPTIONS", "/api/event", preflight)
+    app.router.add_get("/tracker.js", tracker_js)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the salt store and log writer; fsync and expire salts in the background."""
+    config, clock = app[CONFIG], app[CLOCK]
+    visitors = VisitorIds(SaltStore(config.salts_dir), clock,
+                          config.sessions.timeout_minutes * 60_000)
+    writer = LogWriter(config.logs_dir, clock, config.collector.rotate_mb * 1024 * 1024,
+                       config.collector.fsync_interval_s)
+    app[VISITORS] = visitors
+    app[WRITER] = writer
+    app[ENRICHER] = Enricher(config, visitors)
+    tasks = [asyncio.create_task(_every(MAINTENANCE_S, visitors.prune))]
+    if config.collector.fsync_interval_s > 0:
+        tasks.append(asyncio.create_task(
+            _every(config.collector.fsync_interval_s, lambda: _sync(writer))))
+    log.info("collector started", extra={"fields": {"logs": str(config.logs_dir)}})
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    writer.close()
+    log.info("collector stopped", extra={"fields": {"accepted": app[METRICS].accepted}})
+
+
+def _sync(writer: LogWriter) -> None:
+    if writer.needs_sync:
+        writer.sync()
+
+
+async def _every(seconds: float, fn: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            fn()
+        except Exception:  # a maintenance hiccup must not stop future runs
+            log.exception("maintenance task failed")
+
+
+# --- the beacon endpoint -------------------------------------------------------------------
+
+
+async def post_event(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _refuse(request, 413, f"body over {MAX_BODY} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(request, 413, f"body over {MAX_BODY} bytes")
+    try:
+        payload = decode_body(body)
+    except BeaconError as exc:
+        return _refuse(request, exc.status, exc.reason)
+    return _record(request, payload, web.Response(status=202, text="ok"))
+
+
+async def get_event(request: web.Request) -> web.Response:
+    query = dict(request.query)
+    if "u" not in query and request.headers.get("Referer"):
+        query["u"] = request.headers["Referer"]  # <noscript> images cannot know their URL
+    try:
+        payload = decode_query(query)
+    except BeaconError as exc:
+        return _refuse(request, exc.status, exc.reason)
+    return _record(request, payload, web.Response(status=202, body=GIF, content_type="image/gif",
+                                                  headers={"Cache-Control": "no-store"}))
+
+
+def _record(request: web.Request, payload: Payload, accepted: web.Response) -> web.Response:
+    app = request.app
+    ip = client_ip(request)
+    user_agent = request.headers.get("User-Agent", "")
+    try:
+        line = app[ENRICHER].line(payload, ip, user_agent, app[CLOCK]())
+    except BeaconError as exc:
+        return _refuse(request, exc.status, exc.reason)
+    if isinstance(line, Dropped):
+        app[METRICS].dropped[line.reason] += 1
+        accepted.headers["X-Footfall-Dropped"] = line.reason
+        return accepted
+    data = contract.encode(line)
+    try:
+        app[WRITER].append(data)
+    except StorageError as exc:
+        log.error("log write failed", extra={"fields": {"error": str(exc)}})
+        return _refuse(request, 503, "cannot store events right now")
+    app[METRICS].accepted += 1
+    app[METRICS].bytes_written += len(data)
+    return accepted
+
+
+def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
+    request.app[METRICS].rejected[status] += 1
+    # Reasons can echo client input; keep the header printable ASCII and short.
+    header = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)[:200]
+    return web.Response(status=status, text=reason + "\n",
+                        headers={"X-Footfall-Error": header})
+
+
+def client_ip(request: web.Request) -> str:
+    """The socket peer, unless it is a trusted proxy: then the nearest untrusted hop."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    ip = peer[0] if peer else ""
+    proxies = request.app[PROXIES]
+    if not proxies or not _in(ip, proxies):
+        return ip
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage in the chain: trust nothing further left
+        if not _in(hop, proxies):
+            return hop
+        ip = hop
+    return ip
+
+
+def _in(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+# --- CORS ----------------------------------------------------------------------------------
+
+
+def _allowed_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    host = (urlsplit(origin).hostname or "").removeprefix("www.")
+    sites = request.app[CONFIG].sites
+    if any(host == s.domain or host.endswith("." + s.domain) for s in sites):
+        return origin
+    return None
+
+
+@web.middleware
+async def cors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path == "/api/event":
+        origin = _allowed_origin(request)
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Footfall-Error"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+async def preflight(request: web.Request) -> web.Response:
+    if _allowed_origin(request) is None:
+        return web.Response(status=403, text="origin not allowed\n")
+    return web.Response(status=204, headers={
+        "Access-Control-Allow-Methods": "POST, GET",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "86400",
+    })
+
+
+# --- everything else -----------------------------------------------------------------------
+
+
+async def tracker_js(request: web.Request) -> web.Response:
+    body = request.app[TRACKER]
+    etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.Response(body=body, content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=3600", "ETag": etag,
+                                 "Access-Control-Allow-Origin": "*"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "accepted": request.app[METRICS].accepted})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[METRICS].render(),
+                        content_type="text/plain", charset="utf-8")

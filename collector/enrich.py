@@ -1,0 +1,93 @@
+"""Turns a validated beacon plus the request's IP and user agent into one log line.
+
+This is the only place that sees the IP and user agent. It keeps what the log contract
+allows (browser, OS, device, country, a salted visitor id) and forgets the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from collector.beacon import Payload
+from collector.geo import CountryLookup
+from collector.identity import VisitorIds
+from collector.paths import parse_page_url
+from collector.referrer import Referrers
+from collector.useragent import AgentParser
+from footfall import contract as c
+from footfall.config import Config
+from footfall.errors import BeaconError
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A deliberate drop: answered 202 so the sender learns nothing."""
+
+    reason: str
+
+
+class Enricher:
+    def __init__(self, config: Config, visitors: VisitorIds) -> None:
+        self.sites = {s.domain: s for s in config.sites}
+        self.agents = AgentParser()
+        self.countries = CountryLookup(config.collector.geoip_database)
+        self.referrers = Referrers(spam_filter=config.collector.referrer_spam)
+        self.visitors = visitors
+        self.exclude = tuple(config.collector.exclude_paths)
+        self._own_hosts = {d: frozenset({d, f"www.{d}"}) for d in self.sites}
+
+    def site_for(self, domain: str) -> str:
+        domain = domain.strip().lower().removeprefix("www.")
+        if domain not in self.sites:
+            raise BeaconError(400, "unknown site")
+        return domain
+
+    def line(self, payload: Payload, ip: str, user_agent: str, now_ms: int) -> c.LogLine | Dropped:
+        site = self.site_for(payload.d)
+        agent = self.agents.parse(user_agent)
+        if agent.bot is not None:
+            return Dropped(agent.bot)
+        try:
+            page = parse_page_url(payload.u, hash_mode=True)
+        except ValueError as exc:
+            raise BeaconError(400, f"'u' is not a page URL: {exc}") from None
+        if any(fnmatch.fnmatchcase(page.path, glob) for glob in self.exclude):
+            return Dropped("excluded-path")
+        hosts = self._own_hosts[site]
+        if page.hostname:
+            hosts = hosts | {page.hostname}
+        referral = self.referrers.classify(payload.r, hosts)
+        if referral.spam:
+            return Dropped("referrer-spam")
+        name = payload.n
+        interactive = None if payload.i is not False and name != c.ENGAGEMENT else False
+        return c.LogLine(
+            v=c.VERSION,
+            id=c.new_id(now_ms),
+            ts=c.format_ts(now_ms),
+            site=site,
+            name=name,
+            path=page.path,
+            visitor=self.visitors.visitor(site, ip, user_agent, now_ms),
+            hostname=page.hostname,
+            referrer=referral.referrer,
+            # Campaign links with no referrer (email, apps) still name a source.
+            source=referral.source or page.utm_source,
+            utm_source=page.utm_source,
+            utm_medium=page.utm_medium,
+            utm_campaign=page.utm_campaign,
+            utm_term=page.utm_term,
+            utm_content=page.utm_content,
+            browser=agent.browser,
+            browser_version=agent.browser_version,
+            os=agent.os,
+            os_version=agent.os_version,
+            device=agent.device,
+            country=self.countries.country(ip, payload.tz),
+            screen_width=payload.w,
+            props=payload.p or None,
+            interactive=interactive,
+            engaged_ms=payload.e,
+            scroll_pct=payload.sd,
+        )

@@ -1,0 +1,33 @@
+"""Counters exposed at GET /metrics in the Prometheus text format."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Metrics:
+    accepted: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[int] = field(default_factory=Counter)
+    bytes_written: int = 0
+
+    def render(self) -> str:
+        out = [
+            "# HELP footfall_events_accepted_total Events written to the log.",
+            "# TYPE footfall_events_accepted_total counter",
+            f"footfall_events_accepted_total {self.accepted}",
+            "# HELP footfall_events_dropped_total Events answered 202 but not kept, by reason.",
+            "# TYPE footfall_events_dropped_total counter",
+            *(f'footfall_events_dropped_total{{reason="{r}"}} {n}'
+              for r, n in sorted(self.dropped.items())),
+            "# HELP footfall_events_rejected_total Beacons refused, by HTTP status.",
+            "# TYPE footfall_events_rejected_total counter",
+            *(f'footfall_events_rejected_total{{status="{s}"}} {n}'
+              for s, n in sorted(self.rejected.items())),
+            "# HELP footfall_log_bytes_written_total Bytes appended to the event logs.",
+            "# TYPE footfall_log_bytes_written_total counter",
+            f"footfall_log_bytes_written_total {self.bytes_written}",
+        ]
+        return "\n".join(out) + "\n"
