@@ -147,7 +147,7 @@ class VisitorIds:
 
     def visitor(self, site: str, ip: str, user_agent: str, now_ms: int) -> str:
         today = self._roll(now_ms)
-        if self._yesterday and now_ms - utc_midnight_ms(today) <= self.timeout_ms:
+        if self._yesterday:  # empties itself one timeout after the last carried visit
             old_salt = self.salts.existing(today - timedelta(days=1))
             if old_salt is not None:
                 old = hash_visitor(old_salt, site, ip, user_agent)
@@ -168,6 +168,3 @@ class VisitorIds:
         self._recent = {k: t for k, t in self._recent.items() if t >= cutoff}
         self._yesterday = {k: t for k, t in self._yesterday.items() if t >= cutoff}
 
-
-def utc_midnight_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
