@@ -306,3 +306,24 @@ def test_log_files_are_named_per_host_and_process(config: Any) -> None:
     assert any("/2026/03/11/" in str(f) for f in files)
     assert all(os.path.getsize(f) <= 200 + 100 for f in files)
     assert len([f for f in files if "/2026/03/10/" in str(f)]) > 2  # rotated on size
+
+
+@pytest.mark.parametrize(
+    ("trusted", "xff", "country"),
+    [
+        ([], "81.2.69.142", "US"),  # untrusted peer: the header is ignored, the tz decides
+        (["127.0.0.1/32"], "81.2.69.142", "GB"),
+        (["127.0.0.1/32"], "8.8.8.8, 81.2.69.142", "GB"),  # a client-forged hop stays left
+        (["127.0.0.1/32"], "81.2.69.142, 10.1.2.3", "US"),  # 10.x is not trusted: it is the client
+        (["127.0.0.1/32", "10.0.0.0/8"], "81.2.69.142, 10.1.2.3", "GB"),
+        (["127.0.0.1/32"], "not-an-ip", "US"),
+    ],
+)
+async def test_trusted_proxy_rule(aiohttp_client: Any, make_config: Any, trusted: list[str],
+                                  xff: str, country: str) -> None:
+    cfg = make_config(collector={"trusted_proxies": trusted})
+    client = await aiohttp_client(create_app(cfg, clock=Clock()))
+    resp = await post(client, beacon(tz="America/New_York"), headers={"X-Forwarded-For": xff})
+    assert resp.status == 202
+    (line,) = read_lines(cfg.data_dir)
+    assert line["country"] == country

@@ -1,0 +1,176 @@
+"""The collector as a real daemon: kill -9 under load, SIGTERM, the privacy scan, fuzzing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import ipaddress
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from footfall import contract
+from tests.conftest import CHROME_UA, read_lines
+
+DISTINCT_IP = "198.51.100.123"
+DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+               "(KHTML, like Gecko) Version/17.1 Safari/605.1.15 Zebra7391Quokka")
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", "/api/event", body=body,
+                     headers={"User-Agent": CHROME_UA, "Content-Type": "text/plain",
+                              **(headers or {})})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def event(i: int, **extra: Any) -> bytes:
+    return json.dumps({"n": "pageview", "u": f"https://example.com/p/{i}", "d": "example.com",
+                       "p": {"seq": i}, **extra}).encode()
+
+
+def test_kill_9_under_load_loses_no_acknowledged_event(collector_process: Any,
+                                                       tmp_path: Path) -> None:
+    proc = collector_process(collector={"fsync_interval_s": 5.0})
+    acked: set[int] = set()
+
+    async def load() -> None:
+        async with aiohttp.ClientSession() as session:
+            counter = iter(range(1_000_000))
+
+            async def worker() -> None:
+                for i in counter:
+                    try:
+                        async with session.post(f"{proc.url}/api/event", data=event(i),
+                                                headers={"User-Agent": CHROME_UA}) as resp:
+                            if resp.status == 202:
+                                acked.add(i)
+                    except (aiohttp.ClientError, OSError):
+                        return
+
+            workers = [asyncio.create_task(worker()) for _ in range(16)]
+            while len(acked) < 1500:
+                await asyncio.sleep(0.01)
+            os.kill(proc.proc.pid, signal.SIGKILL)  # mid-load, with requests in flight
+            await asyncio.gather(*workers)
+
+    asyncio.run(asyncio.wait_for(load(), timeout=120))
+    proc.proc.wait()
+    logged = [line["props"]["seq"] for line in read_lines(tmp_path / "data")]
+    assert len(logged) == len(set(logged))
+    assert acked <= set(logged), f"{len(acked - set(logged))} acknowledged events lost"
+    assert len(acked) >= 1500
+
+
+def test_sigterm_drains_and_closes_cleanly(collector_process: Any, tmp_path: Path) -> None:
+    proc = collector_process()
+    for i in range(20):
+        assert post(proc.url, event(i))[0] == 202
+    code, stderr = proc.stop()
+    assert code == 0, stderr
+    assert [line["props"]["seq"] for line in read_lines(tmp_path / "data")] == list(range(20))
+    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(entry["msg"] == "collector stopped" for entry in logs)
+
+
+def test_privacy_scan_finds_no_ip_ua_query_or_salt(collector_process: Any,
+                                                   tmp_path: Path) -> None:
+    proc = collector_process(collector={"trusted_proxies": ["127.0.0.1/32"]})
+    headers = {"User-Agent": DISTINCT_UA, "X-Forwarded-For": DISTINCT_IP}
+    for name in ("pageview", "Signup", "engagement"):
+        body = json.dumps({
+            "n": name, "d": "example.com", "w": 1280, "tz": "Europe/Paris",
+            "u": "https://example.com/account/jane.doe@mail.test/4111111111111111"
+                 "?token=Wombat55Secret&utm_source=mail",
+            "r": "https://search.test/results?q=Wombat55Query&uid=42",
+            "p": {"plan": "pro"},
+        }).encode()
+        assert post(proc.url, body, headers)[0] == 202
+    assert post(proc.url, b"garbage " + DISTINCT_IP.encode(), headers)[0] == 400
+    code, stderr = proc.stop()
+    assert code == 0
+
+    data = tmp_path / "data"
+    lines = read_lines(data)
+    assert len(lines) == 3
+    salts = [p.read_bytes() for p in (data / "salts").iterdir()]
+    assert salts and all(len(s) == 32 for s in salts)
+    needles: list[bytes] = [
+        DISTINCT_IP.encode(),
+        ipaddress.ip_address(DISTINCT_IP).packed,
+        DISTINCT_UA.encode(),
+        b"Zebra7391Quokka",
+        b"Wombat55Secret",
+        b"Wombat55Query",
+        b"jane.doe",
+        b"4111111111111111",
+    ]
+    for salt in salts:
+        needles += [salt, salt.hex().encode(), base64.b64encode(salt)]
+    written = [p for p in data.rglob("*") if p.is_file() and p.parent.name != "salts"]
+    assert written
+    for path in written:
+        content = path.read_bytes()
+        for needle in needles:
+            assert needle not in content, f"{needle!r} found in {path}"
+    for needle in needles[:6]:
+        assert needle.decode("latin-1") not in stderr
+    assert lines[0]["path"] == "/account/:email/:id"
+    assert lines[0]["country"] == "US"  # from the forwarded IP, not the time zone (FR)
+
+
+# Bodies shaped like beacons, with every field allowed to be wrong.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+beacon_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "n": st.one_of(st.sampled_from(["pageview", "engagement", "Signup"]), json_values),
+        "u": st.one_of(st.sampled_from(["https://example.com/", "http://shop.test/a?b=c#d",
+                                        "https://example.com/" + "x" * 2100]),
+                       st.text(max_size=60), json_values),
+        "d": st.one_of(st.sampled_from(["example.com", "shop.test", "www.example.com"]),
+                       json_values),
+        "r": json_values, "w": json_values, "tz": json_values, "p": json_values,
+        "i": json_values, "e": json_values, "sd": json_values,
+    },
+)
+
+
+def test_arbitrary_bodies_never_5xx_and_never_write_a_bad_line(collector_process: Any,
+                                                               tmp_path: Path) -> None:
+    proc = collector_process()
+    logs = tmp_path / "data" / "logs"
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(body=st.one_of(st.binary(max_size=300),
+                          beacon_like.map(lambda d: json.dumps(d).encode())))
+    def check(body: bytes) -> None:
+        status, headers = post(proc.url, body)
+        assert status in (202, 400, 413), (status, body)
+        if status == 400:
+            assert headers["X-Footfall-Error"]
+
+    check()
+    lines = [raw for path in logs.rglob("*.jsonl") for raw in path.read_bytes().splitlines()]
+    assert lines, "the strategy should produce some valid beacons"
+    for raw in lines:
+        contract.decode(raw)  # raises on any line that breaks the contract
