@@ -26,13 +26,14 @@ from footfall.errors import BeaconError, StorageError
 log = logging.getLogger("footfall.collector")
 
 CONFIG = web.AppKey("config", Config)
-CLOCK = web.AppKey("clock", Callable[[], int])
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 METRICS = web.AppKey("metrics", Metrics)
 WRITER = web.AppKey("writer", LogWriter)
 ENRICHER = web.AppKey("enricher", Enricher)
 VISITORS = web.AppKey("visitors", VisitorIds)
 TRACKER = web.AppKey("tracker", bytes)
-PROXIES = web.AppKey("proxies", tuple)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("proxies")
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 MAINTENANCE_S = 60.0
@@ -178,7 +179,7 @@ def client_ip(request: web.Request) -> str:
     return ip
 
 
-def _in(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+def _in(ip: str, networks: tuple[Network, ...]) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

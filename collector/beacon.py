@@ -21,7 +21,8 @@ Url = Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_URL)]
 Referrer = Annotated[str, msgspec.Meta(max_length=c.MAX_REFERRER)]
 PropKey = Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_PROP_KEY)]
 PropText = Annotated[str, msgspec.Meta(max_length=c.MAX_PROP_VALUE)]
-Props = Annotated[dict[PropKey, PropText | int | float | bool], msgspec.Meta(max_length=c.MAX_PROPS)]
+PropValue = PropText | int | float | bool
+Props = Annotated[dict[PropKey, PropValue], msgspec.Meta(max_length=c.MAX_PROPS)]
 
 
 class Payload(msgspec.Struct, frozen=True):

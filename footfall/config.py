@@ -87,7 +87,8 @@ class Funnel:
 
 @dataclass(frozen=True)
 class Config:
-    data_dir: Path = doc("Holds logs/, salts/, quarantine/ and footfall.duckdb", default=Path("data"))
+    data_dir: Path = doc("Holds logs/, salts/, quarantine/ and footfall.duckdb",
+                         default=Path("data"))
     site_dir: Path = doc("Where the static dashboard is written", default=Path("site"))
     sites: list[Site] = doc("The sites you track", default_factory=list)
     collector: Collector = doc("Beacon collector settings", default_factory=Collector)
@@ -223,7 +224,8 @@ def _closest(name: str, known: typing.Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
@@ -245,12 +247,13 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
             try:
                 zoneinfo.ZoneInfo(site.timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                problem(f"{key}.timezone",
-                        f"'{site.timezone}' is not an IANA time zone; use e.g. Europe/Berlin or UTC")
+                problem(f"{key}.timezone", f"'{site.timezone}' is not an IANA time zone; "
+                        "use e.g. Europe/Berlin or UTC")
     col = cfg.collector
     if col is not None:
         if isinstance(col.port, int) and not 0 <= col.port <= 65535:
-            problem("collector.port", f"{col.port} is out of range; use 1-65535 (0 picks a free port)")
+            problem("collector.port",
+                    f"{col.port} is out of range; use 1-65535 (0 picks a free port)")
         for i, cidr in enumerate(col.trusted_proxies or []):
             try:
                 ipaddress.ip_network(cidr, strict=False)

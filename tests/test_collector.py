@@ -63,7 +63,8 @@ async def test_accepts_a_pageview_and_writes_one_contract_line(client: Any, conf
     assert "hunter2" not in json.dumps(line)
 
 
-async def test_engagement_is_non_interactive_and_keeps_its_measures(client: Any, config: Any) -> None:
+async def test_engagement_is_non_interactive_and_keeps_its_measures(client: Any,
+                                                                    config: Any) -> None:
     resp = await post(client, beacon(n="engagement", i=False, e=5230, sd=80))
     assert resp.status == 202
     (line,) = read_lines(config.data_dir)

@@ -24,7 +24,8 @@ DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.
                "(KHTML, like Gecko) Version/17.1 Safari/605.1.15 Zebra7391Quokka")
 
 
-def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+def post(url: str, body: bytes,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
