@@ -69,6 +69,21 @@ class Sessions:
 
 
 @dataclass(frozen=True)
+class Privacy:
+    min_visitors: int = doc(
+        "Fold breakdown rows with fewer visitors than this into (other) in exports and the "
+        "site; 0 turns it off",
+        default=0,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    memory_limit: str = doc("DuckDB memory limit for footfall run, e.g. 2GB", default="2GB")
+    threads: int = doc("DuckDB worker threads for footfall run; 0 uses every core", default=0)
+
+
+@dataclass(frozen=True)
 class FunnelStep:
     name: str = doc("Label of the step in reports")
     path: str | None = doc("Match pageviews by exact path or a * glob", default=None)
@@ -94,6 +109,10 @@ class Config:
     collector: Collector = doc("Beacon collector settings", default_factory=Collector)
     sessions: Sessions = doc("Sessionisation settings", default_factory=Sessions)
     funnels: list[Funnel] = doc("Conversion funnels", default_factory=list)
+    privacy: Privacy = doc("Small-count suppression in exports and the site",
+                           default_factory=Privacy)
+    pipeline: PipelineSettings = doc("Resources footfall run may use",
+                                     default_factory=PipelineSettings)
     source: Path | None = field(default=None, metadata={"internal": True})
 
     @property
@@ -270,6 +289,16 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
     if cfg.sessions is not None and isinstance(cfg.sessions.timeout_minutes, int) \
             and not 1 <= cfg.sessions.timeout_minutes <= 24 * 60:
         problem("sessions.timeout_minutes", "must be between 1 and 1440")
+    if cfg.privacy is not None and isinstance(cfg.privacy.min_visitors, int) \
+            and cfg.privacy.min_visitors < 0:
+        problem("privacy.min_visitors", "must be 0 (off) or more")
+    if cfg.pipeline is not None:
+        if isinstance(cfg.pipeline.memory_limit, str) and not re.fullmatch(
+                r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.pipeline.memory_limit):
+            problem("pipeline.memory_limit",
+                    f"'{cfg.pipeline.memory_limit}' is not a size; use e.g. 512MB or 2GB")
+        if isinstance(cfg.pipeline.threads, int) and cfg.pipeline.threads < 0:
+            problem("pipeline.threads", "must be 0 (every core) or more")
     names: set[tuple[str, str]] = set()
     for i, funnel in enumerate(cfg.funnels or []):
         if funnel is None:
