@@ -3,7 +3,8 @@
     FootfallError                 caught once, in the CLI, and printed without a traceback
      ├── ConfigError              the config file is missing, unreadable or invalid
      ├── BeaconError              a beacon was refused; carries the HTTP status and reason
-     └── StorageError             an event could not be handed to the OS (disk full, perms)
+     ├── StorageError             an event could not be handed to the OS (disk full, perms)
+     └── PipelineError            footfall run/check could not finish; the last good state stays
 """
 
 from __future__ import annotations
@@ -35,3 +36,7 @@ class BeaconError(FootfallError):
 
 class StorageError(FootfallError):
     """The log could not be written; the collector answers 503 and keeps running."""
+
+
+class PipelineError(FootfallError):
+    """The pipeline stopped (locked, unreadable logs, failed data tests); nothing was published."""

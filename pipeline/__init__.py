@@ -1,0 +1,15 @@
+"""The pipeline: JSONL logs → DuckDB models → CSV and Parquet exports.
+
+    sources.py      which log bytes are new (per-file offsets, complete lines only)
+    quarantine.py   why a malformed line was refused; data_dir/quarantine/
+    models.py       the SQL models in models/{staging,intermediate,marts}/ and their runner
+    exports.py      site_dir/exports/: CSV per mart and site, raw days, Parquet
+    database.py     the private build copy and its atomic publication
+    checks.py       data tests in checks/*.sql (`footfall check`)
+    run.py          `footfall run`: all of the above, in order
+"""
+
+from pipeline.checks import check
+from pipeline.run import RunSummary, run
+
+__all__ = ["RunSummary", "check", "run"]

@@ -1,0 +1,111 @@
+"""The published database and the private copy each run builds in.
+
+Readers open `data_dir/footfall.duckdb` (read-only, or read-write for their own scratch
+tables) and are never blocked: `footfall run` never opens that file for writing. It copies the
+file to `data_dir/.pipeline/build.duckdb`, works there, checkpoints, and then publishes with
+one `os.replace`, which is atomic on POSIX. A reader that already has the old file open keeps
+reading that consistent old state; the next open sees the new one. A crash at any point
+leaves the last published state, and the next run starts again from it.
+
+Only one run works at a time (`data_dir/.pipeline/run.lock`); a second one fails at once
+with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from footfall.config import Config
+from footfall.errors import PipelineError
+
+
+def work_dir(cfg: Config) -> Path:
+    return cfg.data_dir / ".pipeline"
+
+
+def build_path(cfg: Config) -> Path:
+    return work_dir(cfg) / "build.duckdb"
+
+
+def tmp_dir(cfg: Config) -> Path:
+    return work_dir(cfg) / "tmp"
+
+
+@contextlib.contextmanager
+def run_lock(cfg: Config) -> Iterator[None]:
+    work_dir(cfg).mkdir(parents=True, exist_ok=True)
+    path = work_dir(cfg) / "run.lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(
+                f"another footfall run is working on {cfg.data_dir} (lock {path}); "
+                "try again when it has finished"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def clean_work_files(cfg: Config) -> None:
+    """Remove what a crashed run left behind."""
+    build = build_path(cfg)
+    for leftover in (build, build.with_name(build.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(tmp_dir(cfg), ignore_errors=True)
+    tmp_dir(cfg).mkdir(parents=True)
+
+
+def open_published(cfg: Config) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection to the published database, or None before the first run."""
+    if not cfg.database.exists():
+        return None
+    return duckdb.connect(str(cfg.database), read_only=True)
+
+
+def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to the private build copy: a copy of the published file, or empty."""
+    build = build_path(cfg)
+    if not fresh and cfg.database.exists():
+        shutil.copyfile(cfg.database, build)
+    con = duckdb.connect(str(build))
+    p = cfg.pipeline
+    con.execute(f"set memory_limit = '{p.memory_limit}'")  # validated by the config schema
+    if p.threads:
+        con.execute(f"set threads = {int(p.threads)}")
+    spill = tmp_dir(cfg) / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    con.execute(f"set temp_directory = '{_quote(str(spill))}'")
+    con.execute("set preserve_insertion_order = false")
+    return con
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(cfg: Config, con: duckdb.DuckDBPyConnection) -> None:
+    """Checkpoint the build copy and swap it in for the published database atomically."""
+    con.execute("checkpoint")
+    con.close()
+    build = build_path(cfg)
+    _fsync(build)
+    os.replace(build, cfg.database)
+    _fsync(cfg.database.parent)

@@ -1,0 +1,157 @@
+"""The SQL models and the runner that materialises them, in layer order.
+
+Each model is one `.sql` file under `pipeline/models/<layer>/`; the file name is the table
+name. Its first line says how the runner materialises it:
+
+    -- materialized: view                          a temp view, rebuilt every run
+    -- materialized: table                         a temp table, rebuilt every run
+    -- materialized: incremental by site, date     a public table: the runner deletes the rows
+                                                   whose key is in the affected set, then
+                                                   inserts the model's rows
+
+The runner assembles no SQL beyond wrapping a file in `create … as` / `insert into … by name`
+and a `delete … using` on the key columns named in that header. Values go in as parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+#: The run order. Layers never read a later layer; within a layer, this order.
+ORDER: tuple[str, ...] = (
+    "staging/stg_log_lines",
+    "staging/stg_events",
+    "intermediate/int_new_events",
+    "intermediate/int_affected_visitors",
+    "intermediate/int_visitor_events",
+    "intermediate/int_sessionised_events",
+    "intermediate/int_affected_days",
+    "marts/events",
+    "marts/sessions",
+    "marts/daily_stats",
+    "marts/daily_pages",
+    "marts/daily_sources",
+    "marts/daily_referrers",
+    "marts/daily_utm_source",
+    "marts/daily_utm_medium",
+    "marts/daily_utm_campaign",
+    "marts/daily_countries",
+    "marts/daily_browsers",
+    "marts/daily_operating_systems",
+    "marts/daily_devices",
+    "marts/daily_events",
+    "marts/daily_event_props",
+    "marts/daily_hours",
+    "marts/funnel_steps",
+)
+
+#: The public tables, in the order docs/schema.md lists them.
+MARTS: tuple[str, ...] = tuple(m.split("/")[1] for m in ORDER if m.startswith("marts/"))
+
+#: Where each incremental key's affected set lives.
+AFFECTED = {
+    ("site", "visitor_id"): "int_affected_visitors",
+    ("site", "date"): "int_affected_days",
+}
+
+_HEADER = re.compile(
+    r"^-- materialized: (?P<kind>view|table|incremental by (?P<key>[a-z_]+(, [a-z_]+)*))\s*$"
+)
+_PARAM = re.compile(r"\$([a-z_]+)")
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    sql: str
+    kind: str  # view | table | incremental
+    key: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> frozenset[str]:
+        return frozenset(_PARAM.findall(self.sql))
+
+
+def _read(relative: str) -> str:
+    return (resources.files("pipeline") / "models" / relative).read_text(encoding="utf-8")
+
+
+def load(name: str) -> Model:
+    layer, table = name.split("/")
+    sql = _read(f"{name}.sql")
+    header = _HEADER.match(sql.splitlines()[0])
+    if header is None:
+        raise ValueError(f"pipeline/models/{name}.sql must start with '-- materialized: …'")
+    kind = header["kind"].split()[0]
+    key = tuple(header["key"].split(", ")) if header["key"] else ()
+    if kind == "incremental" and key not in AFFECTED:
+        raise ValueError(f"{name}: no affected set for key {key}")
+    return Model(table, layer, sql.rstrip().rstrip(";"), kind, key)
+
+
+def digest() -> str:
+    """Changes whenever a model or macro changes, so an upgrade rebuilds what it affects."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in (*ORDER, "macros"):
+        h.update(_read(f"{name}.sql").encode())
+    return h.hexdigest()
+
+
+def all_models() -> list[Model]:
+    return [load(name) for name in ORDER]
+
+
+def create_macros(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_read("macros.sql"))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main") -> bool:
+    row = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ? "
+        "and database_name = current_database()",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def materialise(
+    con: duckdb.DuckDBPyConnection, model: Model, params: Mapping[str, Any]
+) -> None:
+    """Build one model; incremental tables are created on first use, then patched."""
+    values = {k: params[k] for k in model.params}
+    if model.kind == "view":
+        con.execute(f"create or replace temp view {model.name} as {model.sql}", values)
+    elif model.kind == "table":
+        con.execute(f"create or replace temp table {model.name} as {model.sql}", values)
+    elif not table_exists(con, model.name):
+        con.execute(f"create table {model.name} as {model.sql}", values)
+    else:
+        affected = AFFECTED[model.key]
+        match = " and ".join(f"{model.name}.{k} = {affected}.{k}" for k in model.key)
+        con.execute(f"delete from {model.name} using {affected} where {match}")
+        con.execute(f"insert into {model.name} by name {model.sql}", values)
+
+
+def run_all(
+    con: duckdb.DuckDBPyConnection,
+    params: Mapping[str, Any],
+    before: Callable[[Model], None] | None = None,
+    start_after: str | None = None,
+) -> None:
+    """Materialise every model in ORDER (or those after `start_after`)."""
+    started = start_after is None
+    for model in all_models():
+        if not started:
+            started = model.name == start_after
+            continue
+        if before is not None:
+            before(model)
+        materialise(con, model, params)

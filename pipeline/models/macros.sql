@@ -1,0 +1,45 @@
+-- Small helpers the models share. The runner creates them as temp macros per run, so they
+-- never appear in the published database.
+
+-- A JSON value is a string / a whole number / a boolean, in the log line contract's sense.
+create or replace temp macro is_json_text(j) as json_type(j) = 'VARCHAR';
+create or replace temp macro is_json_int(j) as
+    json_type(j) in ('BIGINT', 'UBIGINT') and try_cast(j as bigint) is not null;
+create or replace temp macro is_json_bool(j) as json_type(j) = 'BOOLEAN';
+
+-- Optional fields may be absent or null.
+create or replace temp macro is_optional_text(j) as j is null or is_json_text(j);
+create or replace temp macro is_optional_int(j) as j is null or is_json_int(j);
+create or replace temp macro is_optional_bool(j) as j is null or is_json_bool(j);
+
+-- props: an object whose values are strings, numbers or booleans (no null, no nesting).
+create or replace temp macro is_optional_props(j) as
+    j is null
+    or (
+        json_type(j) = 'OBJECT'
+        and coalesce(
+            list_bool_and(list_transform(
+                map_values(case when json_type(j) = 'OBJECT' then j::map(varchar, json) end),
+                lambda value: coalesce(json_type(value), 'NULL')
+                    in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')
+            )),
+            true
+        )
+    );
+
+-- The unquoted text of a JSON string.
+create or replace temp macro json_text(j) as j ->> '$';
+
+-- RFC 3339 UTC with milliseconds and Z, e.g. 2024-05-01T12:00:00.000Z, as a real instant.
+create or replace temp macro parse_log_ts(ts) as
+    case
+        when regexp_full_match(ts, '\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z')
+            then try_strptime(ts, '%Y-%m-%dT%H:%M:%S.%gZ')
+    end;
+
+-- A UTC timestamp as wall-clock time in an IANA time zone.
+create or replace temp macro local_time(utc, zone) as timezone(zone, timezone('UTC', utc));
+
+-- An event counts as interaction unless it is an engagement event or says interactive: false.
+create or replace temp macro is_interactive_event(event_name, interactive) as
+    event_name <> 'engagement' and coalesce(interactive, true);

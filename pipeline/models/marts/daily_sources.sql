@@ -1,0 +1,28 @@
+-- materialized: incremental by site, date
+--
+-- Visits and visitors per site, local date and the session's `source` (taken from the session's
+-- first event; NULL means none or unknown). visits counts the sessions that started that day,
+-- visitors the distinct visitor ids among them.
+
+with
+
+affected_days as (
+    select * from int_affected_days
+),
+
+day_sessions as (
+    select * from sessions semi join affected_days using (site, date)
+),
+
+final as (
+    select
+        site,
+        date,
+        source,
+        count(distinct visitor_id) as visitors,
+        count(*) as visits
+    from day_sessions
+    group by site, date, source
+)
+
+select * from final

@@ -1,0 +1,317 @@
+"""`footfall run`: new log bytes → models → exports, published atomically.
+
+    plan        which bytes are new (sources.py)
+    read        staging/stg_log_lines.sql over them; quarantine the refused lines
+    model       the rest of models/ in layer order, only for the affected visitors and days
+    export      CSV and Parquet into site_dir/exports (exports.py)
+    publish     checkpoint the private copy and os.replace it over footfall.duckdb
+
+The site step (reports) will hook in after `export`; `run` returns a RunSummary for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any, TextIO
+
+import duckdb
+import msgspec
+
+from footfall import contract
+from footfall.config import Config
+from footfall.errors import PipelineError
+from pipeline import database, exports, models, quarantine, sources
+
+
+@dataclass
+class RunSummary:
+    """What a run did; printed on a terminal and stored in pipeline.runs."""
+
+    files_read: int = 0
+    bytes_read: int = 0
+    lines_read: int = 0
+    new_events: int = 0
+    duplicate_events: int = 0
+    quarantined: int = 0
+    unexplained: int = 0  # refused by DuckDB but not by the Python check (should stay 0)
+    visitors_recomputed: int = 0
+    days_rebuilt: int = 0
+    published: bool = False
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.published:
+            return "nothing new"
+        text = (
+            f"{self.new_events:,} new events from {self.bytes_read:,} bytes in "
+            f"{self.files_read} files; {self.days_rebuilt} days rebuilt "
+            f"in {self.seconds:.1f}s"
+        )
+        if self.duplicate_events:
+            text += f"; {self.duplicate_events:,} duplicate ids skipped"
+        if self.quarantined:
+            text += f"; {self.quarantined:,} malformed lines quarantined"
+        return text
+
+
+class Progress:
+    """Step names and timings on a terminal; silent otherwise (cron)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+
+    @contextmanager
+    def step(self, summary: RunSummary, name: str) -> Iterator[None]:
+        if self.stream:
+            print(f"footfall run: {name}…", end="", flush=True, file=self.stream)
+        started = time.perf_counter()
+        yield
+        took = time.perf_counter() - started
+        summary.steps[name] = summary.steps.get(name, 0.0) + round(took, 3)
+        if self.stream:
+            print(f" {took:.1f}s", file=self.stream, flush=True)
+
+
+def fingerprint(cfg: Config) -> str:
+    """Changes when a setting changes what the models compute, forcing a rebuild."""
+    state = {
+        "sites": [[s.domain, s.timezone] for s in cfg.sites],
+        "timeout": cfg.sessions.timeout_minutes,
+        "funnels": [
+            [f.site, f.name, [[s.name, s.path, s.event, s.props] for s in f.steps]]
+            for f in cfg.funnels
+        ],
+        "models": models.digest(),
+    }
+    return hashlib.blake2b(json.dumps(state, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def _like(glob: str) -> str:
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _prop_text(value: contract.PropValue) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _create_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists pipeline")
+    con.execute(
+        "create table if not exists pipeline.files ("
+        "source varchar primary key, size bigint, consumed bigint, head varchar)"
+    )
+    con.execute("create table if not exists pipeline.state (key varchar primary key, value varchar)")
+    con.execute(
+        "create table if not exists pipeline.runs (finished_at timestamp, summary json)"
+    )
+    quarantine.create_table(con)
+
+
+def _seed(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    """The config as small tables the models join: sites and funnel definitions."""
+    con.execute("create or replace table pipeline.sites (site varchar, timezone varchar)")
+    con.executemany("insert into pipeline.sites values (?, ?)",
+                    [[s.domain, s.timezone] for s in cfg.sites])
+    con.execute(
+        "create or replace table pipeline.funnel_definitions ("
+        "site varchar, funnel varchar, step integer, step_name varchar, path varchar, "
+        "path_like varchar, event_name varchar, prop_count integer)"
+    )
+    con.execute(
+        "create or replace table pipeline.funnel_step_props ("
+        "site varchar, funnel varchar, step integer, prop varchar, value varchar)"
+    )
+    steps, props = [], []
+    for f in cfg.funnels:
+        for i, st in enumerate(f.steps, start=1):
+            steps.append([f.site, f.name, i, st.name, st.path,
+                          _like(st.path) if st.path else None, st.event, len(st.props or {})])
+            props += [[f.site, f.name, i, k, _prop_text(v)] for k, v in (st.props or {}).items()]
+    if steps:
+        con.executemany("insert into pipeline.funnel_definitions values (?, ?, ?, ?, ?, ?, ?, ?)",
+                        steps)
+    if props:
+        con.executemany("insert into pipeline.funnel_step_props values (?, ?, ?, ?, ?)", props)
+
+
+def _known(con: duckdb.DuckDBPyConnection | None) -> tuple[dict[str, sources.Consumed], str | None]:
+    if con is None or not models.table_exists(con, "files", "pipeline"):
+        return {}, None
+    known = {
+        row[0]: sources.Consumed(row[1], row[2], row[3])
+        for row in con.execute("select source, size, consumed, head from pipeline.files").fetchall()
+    }
+    row = con.execute("select value from pipeline.state where key = 'fingerprint'").fetchone()
+    return known, (row[0] if row else None)
+
+
+def _previous_events_view(con: duckdb.DuckDBPyConnection) -> None:
+    """The events stored by earlier runs, as the models' source (dbt's `{{ this }}`)."""
+    if models.table_exists(con, "events"):
+        con.execute("create or replace temp view previous_events as select * from main.events")
+    else:
+        con.execute(
+            "create or replace temp table previous_events as "
+            "select *, null::date as date from stg_events where false"
+        )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"select count(*) from {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def run(
+    cfg: Config,
+    full: bool = False,
+    since: date | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> RunSummary:
+    """Ingest new log bytes, rebuild what they affect, export, and publish atomically."""
+    summary = RunSummary()
+    started = time.perf_counter()
+    show = Progress(progress)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    with database.run_lock(cfg):
+        database.clean_work_files(cfg)
+        tmp = database.tmp_dir(cfg)
+        published = database.open_published(cfg)
+        try:
+            known, old_fingerprint = _known(published)
+        finally:
+            if published is not None:
+                published.close()
+        new_fingerprint = fingerprint(cfg)
+        fresh = full or not cfg.database.exists()
+        rebuild_all = not fresh and old_fingerprint != new_fingerprint
+        with show.step(summary, "plan"):
+            slices = sources.plan(cfg.logs_dir, known, tmp, full=fresh)
+        if not slices and not rebuild_all and since is None and not fresh:
+            summary.seconds = round(time.perf_counter() - started, 3)
+            return summary
+        try:
+            con = database.open_build(cfg, fresh=fresh)
+        except duckdb.Error as exc:
+            raise PipelineError(f"cannot open a working copy of {cfg.database}: {exc}") from None
+        try:
+            _build(cfg, con, slices, summary, show, rebuild_all, since, fresh, new_fingerprint)
+            with show.step(summary, "publish"):
+                database.publish(cfg, con)
+        except BaseException:
+            con.close()
+            raise
+        summary.published = True
+        summary.seconds = round(time.perf_counter() - started, 3)
+        database.clean_work_files(cfg)
+    return summary
+
+
+def _build(
+    cfg: Config,
+    con: duckdb.DuckDBPyConnection,
+    slices: list[sources.Slice],
+    summary: RunSummary,
+    show: Progress,
+    rebuild_all: bool,
+    since: date | None,
+    fresh: bool,
+    new_fingerprint: str,
+) -> None:
+    tmp = database.tmp_dir(cfg)
+    params: dict[str, Any] = {
+        "timeout_minutes": cfg.sessions.timeout_minutes,
+        "rebuild_all": rebuild_all,
+        "rebuild_from": since,
+    }
+    sites = frozenset(s.domain for s in cfg.sites)
+    _create_state_tables(con)
+    _seed(con, cfg)
+    models.create_macros(con)
+
+    with show.step(summary, "read"):
+        if slices:
+            params["files"] = [str(s.path) for s in slices]
+        else:
+            empty = tmp / "empty.jsonl"
+            empty.touch()
+            params["files"] = [str(empty)]
+        models.materialise(con, models.load("staging/stg_log_lines"), params)
+        slices = _reread_grown(con, slices, params, tmp)
+    summary.files_read = len(slices)
+    summary.bytes_read = sum(s.end - s.start for s in slices)
+    summary.lines_read = _count(con, "stg_log_lines")
+    valid_lines = summary.lines_read - _count(con, "stg_log_lines where not is_valid")
+
+    with show.step(summary, "quarantine"):
+        refused_by_file = dict(con.execute(
+            "select file, count(*) from stg_log_lines where not is_valid group by file"
+        ).fetchall())
+        for s in slices:
+            found = quarantine.find(s, sites) if str(s.path) in refused_by_file else []
+            quarantine.record(con, s, found)
+            summary.quarantined += len(found)
+            summary.unexplained += max(0, refused_by_file.get(str(s.path), 0) - len(found))
+
+    with show.step(summary, "model"):
+        models.materialise(con, models.load("staging/stg_events"), params)
+        con.execute("drop table stg_log_lines")
+        _previous_events_view(con)
+        for name in models.ORDER[2:]:
+            models.materialise(con, models.load(name), params)
+            if name == "intermediate/int_new_events":
+                summary.new_events = _count(con, "int_new_events")
+                summary.duplicate_events = valid_lines - summary.new_events
+                con.execute("drop table stg_events")
+            elif name == "intermediate/int_affected_days":
+                summary.days_rebuilt = _count(con, "int_affected_days")
+                summary.visitors_recomputed = _count(con, "int_affected_visitors")
+
+    with show.step(summary, "export"):
+        exports.write(cfg, con, full=fresh or rebuild_all)
+
+    with show.step(summary, "quarantine files"):
+        quarantine.write_files(con, cfg.quarantine_dir, [s.source for s in slices], full=fresh)
+
+    for s in slices:
+        r = s.remembered
+        con.execute(
+            "insert or replace into pipeline.files values (?, ?, ?, ?)",
+            [s.source, r.size, r.consumed, r.head],
+        )
+    con.execute("insert or replace into pipeline.state values ('fingerprint', ?)",
+                [new_fingerprint])
+    record = {k: v for k, v in asdict(summary).items() if k != "published"}
+    con.execute("insert into pipeline.runs values (now()::timestamp, ?)", [json.dumps(record)])
+    for temp in ("int_new_events", "int_affected_visitors", "int_sessionised_events",
+                 "int_affected_days"):
+        con.execute(f"drop table if exists {temp}")
+
+
+def _reread_grown(
+    con: duckdb.DuckDBPyConnection,
+    slices: list[sources.Slice],
+    params: dict[str, Any],
+    tmp: Any,
+) -> list[sources.Slice]:
+    """A source read in place that grew meanwhile may have shown DuckDB a partial line: read
+    a private copy of exactly the bytes planned instead."""
+    out = []
+    for n, s in enumerate(slices):
+        if s.in_place and s.path.stat().st_size != s.size:
+            copy = sources.copy_out(s, tmp, n)
+            con.execute("delete from stg_log_lines where file = ?", [str(s.path)])
+            model = models.load("staging/stg_log_lines")
+            con.execute(f"insert into stg_log_lines by name {model.sql}",
+                        {**{k: params[k] for k in model.params}, "files": [str(copy.path)]})
+            s = copy
+        out.append(s)
+    return out
