@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from footfall import __version__
@@ -54,6 +55,48 @@ def _demo(cfg: Config | None, args: argparse.Namespace) -> int:
     from footfall.demo import run_demo
 
     return run_demo(args.workspace, serve=not args.no_serve)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2024-05-01") from None
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--full", action="store_true",
+                   help="rebuild everything from the raw logs in data_dir/logs")
+    p.add_argument("--since", type=_date, metavar="DATE",
+                   help="rebuild sessions and daily figures from this local date on")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print the run summary even when not on a terminal")
+
+
+@command("run", "Ingest new log lines, rebuild the affected days, write the exports. "
+         "Quiet on success, for cron.",
+         "footfall run --config /etc/footfall/config.yaml", _run_args)
+def _run(cfg: Config, args: argparse.Namespace) -> int:
+    from pipeline import run
+
+    summary = run(cfg, full=args.full, since=args.since)
+    if args.verbose or sys.stderr.isatty():
+        print(f"footfall run: {summary.describe()}", file=sys.stderr)
+    elif summary.quarantined:
+        print(f"footfall run: {summary.quarantined} malformed log lines moved to "
+              f"{cfg.quarantine_dir}", file=sys.stderr)
+    return 0
+
+
+@command("check", "Run the data tests (pipeline/checks/*.sql) against the database.",
+         "footfall check --config /etc/footfall/config.yaml")
+def _check(cfg: Config, args: argparse.Namespace) -> int:
+    from pipeline import check
+
+    failures = check(cfg)
+    for failure in failures:
+        print(failure.describe(), file=sys.stderr)
+    return 1 if failures else 0
 
 
 # Commands that build their own config instead of loading --config.

@@ -6,10 +6,10 @@
     exports.py      site_dir/exports/: CSV per mart and site, raw days, Parquet
     database.py     the private build copy and its atomic publication
     checks.py       data tests in checks/*.sql (`footfall check`)
-    run.py          `footfall run`: all of the above, in order
+    steps.py        `footfall run`: all of the above, in order
 """
 
 from pipeline.checks import check
-from pipeline.run import RunSummary, run
+from pipeline.steps import RunSummary, run
 
 __all__ = ["RunSummary", "check", "run"]

@@ -125,6 +125,9 @@ def _csv_select(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]], 
                 f"case when left({name}::varchar, 1) in {_FORMULA_START} "
                 f"then '''' || {name}::varchar else {name}::varchar end as {name}"
             )
+        elif kind == "TIMESTAMP":  # ISO 8601; `*_at` columns are UTC, as the names promise
+            zone = "Z" if name.endswith("_at") else ""
+            cells.append(f"strftime({name}, '%Y-%m-%dT%H:%M:%S.%g{zone}') as {name}")
         else:
             cells.append(name)
     return f"select {', '.join(cells)} from ({source}) {extra}"

@@ -24,7 +24,7 @@ sites as (
 localised as (
     select
         visitor_events.*,
-        local_time(visitor_events.occurred_at, sites.timezone) as local_at
+        local_time(visitor_events.occurred_at, sites.timezone) as local_time
     from visitor_events
     join sites using (site)
 ),
@@ -91,8 +91,8 @@ page_times as (
 final as (
     select
         sessioned.* exclude (previous_at, is_session_start, page_number),
-        local_at::date as date,
-        hour(local_at) as hour,
+        local_time::date as date,
+        hour(local_time) as hour,
         is_interactive_event(name, interactive) as is_interactive,
         page_times.time_on_page_s
     from sessioned

@@ -16,7 +16,7 @@ final as (
         occurred_at,
         date,
         hour,
-        local_at,
+        local_time,
         name,
         path,
         visitor_id,
