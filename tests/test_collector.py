@@ -92,7 +92,7 @@ async def test_get_form_answers_a_gif(client: Any, config: Any) -> None:
         (b"", "payload must be a JSON object"),
         (b'{"n": "pageview", "u": "https://example.com/", "d": "example.com"', "truncated"),
         (b'{"n":"\xff\xfe","u":"https://example.com/","d":"example.com"}', "not valid UTF-8"),
-        (b'{"n":"\\ud800","u":"https://example.com/","d":"example.com"}', "lone surrogate"),
+        (b'{"n":"\\ud800","u":"https://example.com/","d":"example.com"}', "surrogate"),
         (b'{"u":"https://example.com/","d":"example.com"}', "missing required field"),
         (b'{"n":"x","u":"https://example.com/","d":"example.com","p":{"a":{"b":1}}}', "$.p"),
         (b'{"n":"x","u":"https://example.com/","d":"example.com","p":[1]}', "$.p"),
@@ -106,7 +106,7 @@ async def test_bad_payloads_get_400_with_a_reason(client: Any, config: Any, raw:
     resp = await post(client, None, raw=raw)
     assert resp.status == 400
     assert reason in await resp.text()
-    assert reason.split()[0] in resp.headers["X-Footfall-Error"] or reason == "lone surrogate"
+    assert reason.split()[0] in resp.headers["X-Footfall-Error"]
     assert read_lines(config.data_dir) == []
 
 
@@ -252,13 +252,14 @@ async def test_full_disk_gives_503_and_recovers(aiohttp_client: Any, make_config
     client = await aiohttp_client(create_app(cfg, clock=Clock()))
     assert (await post(client, beacon())).status == 202  # creates the salt and log file
     filler = tiny_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 512):
             pass
+    except OSError:
+        pass  # the disk is full
+    finally:
+        os.close(fd)
     statuses = [(await post(client, beacon(p={"k": "v" * 1500}))).status for _ in range(5)]
     assert 503 in statuses
     assert (await client.get("/healthz")).status == 200  # the process stays up
