@@ -146,7 +146,11 @@ def collector_process(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """Real headless Chromium. In CI a missing browser fails the test instead of skipping."""
+    """Real headless Chromium. In CI a missing browser fails the test instead of skipping.
+
+    Beacons sent while a page unloads ignore Playwright's per-context user agent and carry
+    `HeadlessChrome`, which the collector drops, so the browser's own UA is set here.
+    """
     if not os.path.exists(CHROMIUM):
         if IN_CI:
             pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run must install it")
@@ -159,7 +163,8 @@ def browser() -> Iterator[Any]:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync",
                   "--host-resolver-rules=MAP *.test 127.0.0.1",
-                  "--disable-blink-features=AutomationControlled"],
+                  "--disable-blink-features=AutomationControlled",
+                  f"--user-agent={CHROME_UA}"],
         )
         yield b
         b.close()

@@ -2,16 +2,13 @@
 
 The page is served from `site.test` and the tracker from `stats.test`. Chromium maps both
 to 127.0.0.1, so the tracker does not see localhost, and AutomationControlled is off, so
-`navigator.webdriver` is false. Beacons sent while a page unloads skip Playwright's
-per-context user agent and carry the browser's own `HeadlessChrome` one, which the collector
-drops as headless. So this module launches Chromium with `--user-agent` itself.
+`navigator.webdriver` is false (see the `browser` fixture in conftest.py).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHROME_UA, CHROMIUM, IN_CI, read_lines
+from tests.conftest import read_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,27 +28,6 @@ PAGE = """<!doctype html>
 <a id="outbound" href="{away}?token=secret#top" target="_blank">elsewhere</a>
 </div></body></html>
 """
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run must install it")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync",
-                  "--host-resolver-rules=MAP *.test 127.0.0.1",
-                  "--disable-blink-features=AutomationControlled",
-                  f"--user-agent={CHROME_UA}"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -90,7 +66,7 @@ def wait_for_lines(data_dir: Path, count: int, timeout: float = 10.0) -> list[di
 
 
 def test_pageview_spa_custom_event_outbound_click_and_close(
-    chromium: Any, collector_process: Any, site: Any, tmp_path: Path
+    browser: Any, collector_process: Any, site: Any, tmp_path: Path
 ) -> None:
     collector = collector_process()
     port = site.port
@@ -99,7 +75,7 @@ def test_pageview_spa_custom_event_outbound_click_and_close(
         tracker=f"http://stats.test:{collector.port}/tracker.js", away=away))
     data_dir = tmp_path / "data"
 
-    context = chromium.new_context()
+    context = browser.new_context()
     page = context.new_page()
     page.goto(f"http://site.test:{port}{page_path}?utm_source=newsletter")
     assert page.evaluate("navigator.webdriver") is False
@@ -157,7 +133,7 @@ def test_pageview_spa_custom_event_outbound_click_and_close(
 
 
 def test_sends_nothing_from_localhost_automation_or_opted_out_browsers(
-    chromium: Any, collector_process: Any, site: Any, tmp_path: Path
+    browser: Any, collector_process: Any, site: Any, tmp_path: Path
 ) -> None:
     collector = collector_process()
     port = site.port
@@ -174,17 +150,17 @@ def test_sends_nothing_from_localhost_automation_or_opted_out_browsers(
         page.evaluate("history.pushState({}, '', '/next')")
         page.close()
 
-    plain = chromium.new_context()
+    plain = browser.new_context()
     load(plain, f"http://localhost:{port}{page_path}")
     load(plain, f"http://127.0.0.1:{port}{page_path}")
     plain.close()
 
-    automated = chromium.new_context()
+    automated = browser.new_context()
     automated.add_init_script("Object.defineProperty(navigator, 'webdriver', {get: () => true})")
     load(automated, f"http://site.test:{port}{page_path}")
     automated.close()
 
-    opted_out = chromium.new_context()
+    opted_out = browser.new_context()
     opted_out.add_init_script("localStorage.setItem('footfall_ignore', '1')")
     load(opted_out, f"http://site.test:{port}{page_path}")
     opted_out.close()
