@@ -38,7 +38,7 @@ create or replace temp macro parse_log_ts(ts) as
     end;
 
 -- A UTC timestamp as wall-clock time in an IANA time zone.
-create or replace temp macro local_time(utc, zone) as timezone(zone, timezone('UTC', utc));
+create or replace temp macro to_local_time(utc, zone) as timezone(zone, timezone('UTC', utc));
 
 -- An event counts as interaction unless it is an engagement event or says interactive: false.
 create or replace temp macro is_interactive_event(event_name, interactive) as

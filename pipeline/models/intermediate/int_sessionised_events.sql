@@ -24,7 +24,7 @@ sites as (
 localised as (
     select
         visitor_events.*,
-        local_time(visitor_events.occurred_at, sites.timezone) as local_time
+        to_local_time(visitor_events.occurred_at, sites.timezone) as local_time
     from visitor_events
     join sites using (site)
 ),

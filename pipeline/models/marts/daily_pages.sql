@@ -28,7 +28,9 @@ views as (
         path,
         count(*) as pageviews,
         count(distinct visitor_id) as visitors,
-        avg(time_on_page_s) as avg_time_on_page_s,
+        -- summed in whole milliseconds, so the mean does not depend on the order of rows
+        sum(round(time_on_page_s * 1000)::bigint) / count(time_on_page_s) / 1000
+            as avg_time_on_page_s,
         count(time_on_page_s) as timed_pageviews
     from day_pageviews
     group by site, date, path

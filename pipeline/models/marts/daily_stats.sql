@@ -39,7 +39,8 @@ session_figures as (
         count(*) as visits,
         sum(pageviews) as session_pageviews,
         count(*) filter (where is_bounce) as bounces,
-        avg(duration_s) as visit_duration_s
+        -- summed in whole milliseconds, so the mean does not depend on the order of rows
+        sum(round(duration_s * 1000)::bigint) / count(*) / 1000 as visit_duration_s
     from day_sessions
     group by site, date
 ),
