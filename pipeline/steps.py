@@ -176,7 +176,21 @@ def run(
     since: date | None = None,
     progress: TextIO | None = sys.stderr,
 ) -> RunSummary:
-    """Ingest new log bytes, rebuild what they affect, export, and publish atomically."""
+    """Ingest new log bytes, rebuild what they affect, export, and publish atomically.
+
+    Raises PipelineError with a message for the operator; the published state is untouched.
+    """
+    try:
+        return _run(cfg, full, since, progress)
+    except duckdb.Error as exc:
+        raise PipelineError(f"DuckDB stopped the run: {exc}") from exc
+    except OSError as exc:
+        raise PipelineError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
+
+
+def _run(
+    cfg: Config, full: bool, since: date | None, progress: TextIO | None
+) -> RunSummary:
     summary = RunSummary()
     started = time.perf_counter()
     show = Progress(progress)
@@ -184,7 +198,10 @@ def run(
     with database.run_lock(cfg):
         database.clean_work_files(cfg)
         tmp = database.tmp_dir(cfg)
-        published = database.open_published(cfg)
+        try:
+            published = database.open_published(cfg)
+        except duckdb.Error as exc:
+            raise PipelineError(f"cannot read {cfg.database}: {exc}") from None
         try:
             known, old_fingerprint = _known(published)
         finally:
@@ -198,10 +215,7 @@ def run(
         if not slices and not rebuild_all and since is None and not fresh:
             summary.seconds = round(time.perf_counter() - started, 3)
             return summary
-        try:
-            con = database.open_build(cfg, fresh=fresh)
-        except duckdb.Error as exc:
-            raise PipelineError(f"cannot open a working copy of {cfg.database}: {exc}") from None
+        con = database.open_build(cfg, fresh=fresh)
         try:
             _build(cfg, con, slices, summary, show, rebuild_all, since, fresh, new_fingerprint)
             with show.step(summary, "publish"):
