@@ -83,7 +83,7 @@ def pin(cpu: int) -> list[str]:
 
 
 def wrk(port: int, seconds: float, connections: int, script: Path) -> dict[str, float]:
-    cmd = [*pin(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+    cmd = [*pin(1), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
            "-s", str(script), f"http://127.0.0.1:{port}/api/event"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"^JSON (\{.*\})$", out, re.M)
