@@ -110,10 +110,10 @@ def folded_query(con: duckdb.DuckDBPyConnection, table: str, min_visitors: int) 
         else:
             select.append(name)
             keys.append(name)
-    return (
-        f"select {', '.join(select)} from {table} "
-        f"group by {', '.join(str(i + 1) for i, (n, _) in enumerate(_columns(con, table)) if n in keys)}"
-    )
+    # group by position: the folded dimension is grouped by its folded value
+    names = [name for name, _kind in _columns(con, table)]
+    group = ", ".join(str(names.index(key) + 1) for key in keys)
+    return f"select {', '.join(select)} from {table} group by {group}"
 
 
 def _csv_select(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]], source: str,

@@ -134,7 +134,7 @@ def materialise(
     elif not table_exists(con, model.name):
         con.execute(f"create table {model.name} as {model.sql}", values)
     else:
-        affected = AFFECTED[model.key]
+        affected = AFFECTED[(model.key[0], model.key[1])]
         match = " and ".join(f"{model.name}.{k} = {affected}.{k}" for k in model.key)
         con.execute(f"delete from {model.name} using {affected} where {match}")
         con.execute(f"insert into {model.name} by name {model.sql}", values)

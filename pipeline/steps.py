@@ -109,7 +109,9 @@ def _create_state_tables(con: duckdb.DuckDBPyConnection) -> None:
         "create table if not exists pipeline.files ("
         "source varchar primary key, size bigint, consumed bigint, head varchar)"
     )
-    con.execute("create table if not exists pipeline.state (key varchar primary key, value varchar)")
+    con.execute(
+        "create table if not exists pipeline.state (key varchar primary key, value varchar)"
+    )
     con.execute(
         "create table if not exists pipeline.runs (finished_at timestamp, summary json)"
     )

@@ -190,7 +190,9 @@ def daily_stats(events: list[dict[str, Any]]) -> dict[tuple[str, date], dict[str
     return out
 
 
-def funnel_steps(events: list[dict[str, Any]]) -> dict[tuple[str, str, date, int], tuple[int, float | None]]:
+def funnel_steps(
+    events: list[dict[str, Any]],
+) -> dict[tuple[str, str, date, int], tuple[int, float | None]]:
     """(site, funnel, date, step) → (visits, median seconds from the previous step)."""
     out: dict[tuple[str, str, date, int], tuple[int, float | None]] = {}
     all_sessions = sessions(events)

@@ -127,7 +127,8 @@ def test_every_event_gets_its_session_and_local_date(
     for s in oracle.sessions(dataset):
         for e in s.events:
             expected[e["id"]] = (s.session_id, oracle.local_date(e))
-    got = {r[0]: (r[1], r[2]) for r in query(built, "select event_id, session_id, date from events")}
+    rows = query(built, "select event_id, session_id, date from events")
+    got = {r[0]: (r[1], r[2]) for r in rows}
     assert got == expected
 
 

@@ -139,7 +139,7 @@ def test_a_replaced_file_is_read_again_from_the_start(tmp_path: Path) -> None:
     log.parent.mkdir(parents=True)
     log.write_bytes(line(id="r1") + b"\n" + line(id="r2") + b"\n")
     pipeline.run(cfg, progress=None)
-    log.write_bytes(line(id="r3", path="/x") + b"\n" + line(id="r1") + b"\n" + line(id="r4") + b"\n")
+    log.write_bytes(b"\n".join([line(id="r3", path="/x"), line(id="r1"), line(id="r4")]) + b"\n")
     summary = pipeline.run(cfg, progress=None)
     assert (summary.new_events, summary.duplicate_events) == (2, 1)
     assert count(cfg, "select count(*) from events") == 4
@@ -186,8 +186,8 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.float
                     st.text(max_size=8), st.sampled_from(["", "/", "/a", "DE", "de", "1"]))
 values = st.one_of(scalars, st.lists(scalars, max_size=2),
                    st.dictionaries(st.text(max_size=3), scalars, max_size=2))
-fields = st.sampled_from(list(GOOD) + ["screen_width", "props", "interactive", "engaged_ms",
-                                       "country", "referrer", "scroll_pct", "browser"])
+fields = st.sampled_from([*GOOD, "screen_width", "props", "interactive", "engaged_ms",
+                          "country", "referrer", "scroll_pct", "browser"])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
