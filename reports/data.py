@@ -1,0 +1,288 @@
+"""Reads the public marts once per render and turns them into plain rows for the templates.
+
+The published database is attached read-only to a private in-memory DuckDB, so a render
+never blocks `footfall run` and never sees a half-built state. Each breakdown mart is summed
+over every period of every site in one query (a join on a small `periods` table); the rest
+(cards, charts, funnels) is arithmetic over the few daily rows per site.
+
+Over a range, visitors are the sum of daily visitors (ids rotate daily), as docs/metrics.md
+defines; the pages say so next to every multi-day visitor figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from footfall.config import Config
+from reports import periods as periods_mod
+from reports.panels import PANELS, Panel
+from reports.periods import Period
+
+OTHER = "(other)"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The headline figures of a range of days."""
+
+    visitors: int = 0
+    visits: int = 0
+    pageviews: int = 0
+    views_per_visit: float | None = None
+    bounce_rate: float | None = None
+    visit_duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class DayStats:
+    visitors: int
+    visits: int
+    pageviews: int
+    views_per_visit: float | None
+    bounce_rate: float | None
+    visit_duration_s: float | None
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    group: tuple[str | None, ...]
+    label: str | None
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    step: int
+    name: str
+    visits: int
+    median_s: float | None
+
+
+@dataclass
+class SiteData:
+    domain: str
+    title: str
+    timezone: str
+    today: date
+    first: date | None
+    last: date | None
+    data_until: datetime | None  # local time of the last event
+    periods: list[Period]
+    days: dict[date, DayStats]
+    hours: dict[date, dict[int, tuple[int, int]]]  # date → hour → (visitors, pageviews)
+    breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
+    funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
+    funnel_names: list[str] = field(default_factory=list)
+
+    def stats(self, start: date, end: date) -> Stats:
+        rows = [s for d, s in self.days.items() if start <= d <= end]
+        visits = sum(r.visits for r in rows)
+
+        def weighted(attr: str) -> float | None:
+            pairs = [(getattr(r, attr), r.visits) for r in rows if getattr(r, attr) is not None]
+            weight = sum(w for _, w in pairs)
+            return sum(v * w for v, w in pairs) / weight if weight else None
+
+        return Stats(
+            visitors=sum(r.visitors for r in rows),
+            visits=visits,
+            pageviews=sum(r.pageviews for r in rows),
+            views_per_visit=weighted("views_per_visit"),
+            bounce_rate=weighted("bounce_rate"),
+            visit_duration_s=weighted("visit_duration_s"),
+        )
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from duckdb_tables() where database_name = 'ff' "
+        "and schema_name = 'main' and table_name = ?", [table]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def local_today(now: datetime, timezone: str) -> date:
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def load(cfg: Config, now: datetime | None = None) -> list[SiteData]:
+    """Everything the site shows, for every configured site, as of `now` (UTC)."""
+    now = now or datetime.now(UTC)
+    con = duckdb.connect(":memory:")
+    try:
+        if cfg.database.exists():
+            con.execute(f"attach '{_quote(cfg.database)}' as ff (read_only)")
+        else:
+            con.execute("attach ':memory:' as ff")
+        return _load(con, cfg, now)
+    finally:
+        con.close()
+
+
+def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[SiteData]:
+    sites: list[SiteData] = []
+    bounds: dict[str, tuple[date | None, date | None]] = {}
+    if _has(con, "daily_stats"):
+        for site, first, last in con.execute(
+            "select site, min(date), max(date) from ff.daily_stats group by site"
+        ).fetchall():
+            bounds[site] = (first, last)
+    until: dict[str, datetime] = {}
+    if _has(con, "events"):
+        for site, last_at in con.execute(
+            "select site, max(occurred_at) from ff.events group by site"
+        ).fetchall():
+            if last_at is not None:
+                until[site] = last_at
+    for s in cfg.sites:
+        today = local_today(now, s.timezone)
+        first, last = bounds.get(s.domain, (None, None))
+        last_at = until.get(s.domain)
+        sites.append(SiteData(
+            domain=s.domain, title=s.title, timezone=s.timezone, today=today,
+            first=first, last=last,
+            data_until=(last_at.replace(tzinfo=UTC).astimezone(ZoneInfo(s.timezone))
+                        if last_at else None),
+            periods=periods_mod.for_site(today, first, last),
+            days={}, hours={}, breakdowns={}, funnels={},
+            funnel_names=[f.name for f in cfg.funnels if f.site == s.domain],
+        ))
+    by_domain = {s.domain: s for s in sites}
+    con.execute("create table periods (site varchar, key varchar, start_date date, "
+                "end_date date)")
+    con.executemany("insert into periods values (?, ?, ?, ?)",
+                    [[s.domain, p.key, p.start, p.end] for s in sites for p in s.periods])
+    _days(con, by_domain)
+    _hours(con, by_domain)
+    for panel in PANELS:
+        if _has(con, panel.table):
+            _breakdown(con, panel, by_domain, cfg.privacy.min_visitors)
+    if _has(con, "funnel_steps"):
+        _funnels(con, by_domain)
+    return sites
+
+
+def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
+    if not _has(con, "daily_stats"):
+        return
+    for site, day, *figures in con.execute(
+        "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
+        "visit_duration_s from ff.daily_stats order by site, date"
+    ).fetchall():
+        if site in sites:
+            v, n, p, vpv, br, dur = figures
+            sites[site].days[day] = DayStats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
+
+
+def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
+    if not _has(con, "daily_hours"):
+        return
+    rows = con.execute(
+        "select h.site, h.date, h.hour, h.visitors, h.pageviews from ff.daily_hours h "
+        "semi join (select site, start_date as date from periods "
+        "where start_date = end_date) p using (site, date)"
+    ).fetchall()
+    for site, day, hour, visitors, pageviews in rows:
+        if site in sites:
+            sites[site].hours.setdefault(day, {})[int(hour)] = (int(visitors), int(pageviews))
+
+
+def _breakdown(con: duckdb.DuckDBPyConnection, panel: Panel, sites: dict[str, SiteData],
+               min_visitors: int) -> None:
+    # Identifiers come from the fixed panel list (reports/panels.py), never from data.
+    labels = [*panel.group, panel.dimension]
+    sums = ", ".join(f"sum(t.{m.column})::bigint as {m.column}" for m in panel.metrics)
+    cols = ", ".join(f"t.{c}" for c in labels)
+    order = ", ".join(f"{m.column} desc" for m in panel.metrics)
+    sql = (
+        f"select p.site, p.key, {cols}, {sums} "
+        f"from ff.{panel.table} t join periods p "
+        f"on t.site = p.site and t.date between p.start_date and p.end_date "
+        f"group by all order by p.site, p.key, {order}, {panel.dimension} nulls last"
+    )
+    collected: dict[tuple[str, str], list[BreakdownRow]] = defaultdict(list)
+    n = len(labels)
+    for row in con.execute(sql).fetchall():
+        site, key = row[0], row[1]
+        if site not in sites:
+            continue
+        *group, label = row[2:2 + n]
+        values = tuple(int(v or 0) for v in row[2 + n:])
+        if values[0] <= 0 or (label is None and panel.null_label is None):
+            continue
+        collected[(site, key)].append(BreakdownRow(tuple(group), label, values))
+    for (site, key), rows in collected.items():
+        sites[site].breakdowns[(key, panel.key)] = fold(panel, rows, min_visitors)
+
+
+def fold(panel: Panel, rows: list[BreakdownRow], min_visitors: int) -> list[BreakdownRow]:
+    """privacy.min_visitors: rows with fewer visitors become one `(other)` row per group."""
+    index = next((i for i, m in enumerate(panel.metrics) if m.column == "visitors"), None)
+    if min_visitors <= 0 or index is None:
+        return rows
+    kept: list[BreakdownRow] = []
+    other: dict[tuple[str | None, ...], list[int]] = {}
+    for r in rows:
+        if r.values[index] >= min_visitors:
+            kept.append(r)
+        else:
+            acc = other.setdefault(r.group, [0] * len(r.values))
+            for i, v in enumerate(r.values):
+                acc[i] += v
+    kept += [BreakdownRow(g, OTHER, tuple(v)) for g, v in other.items()]
+    kept.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values]))
+    return kept
+
+
+def _funnels(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
+    rows = con.execute(
+        "select p.site, p.key, f.funnel, f.step, f.step_name, f.date, f.visits, "
+        "f.median_seconds_from_previous from ff.funnel_steps f join periods p "
+        "on f.site = p.site and f.date between p.start_date and p.end_date "
+        "order by p.site, p.key, f.funnel, f.step, f.date"
+    ).fetchall()
+    grouped: dict[tuple[str, str, str, int], list[Any]] = defaultdict(list)
+    names: dict[tuple[str, str, int], str] = {}
+    for site, key, funnel, step, step_name, _day, visits, median in rows:
+        grouped[(site, key, funnel, int(step))].append((int(visits or 0), median))
+        names[(site, funnel, int(step))] = step_name
+    for (site, key, funnel, step), days in grouped.items():
+        if site not in sites:
+            continue
+        visits = sum(v for v, _ in days)
+        steps = sites[site].funnels.setdefault(key, {}).setdefault(funnel, [])
+        steps.append(FunnelStep(step, names[(site, funnel, step)], visits,
+                                weighted_median((m, v) for v, m in days if m is not None)))
+    for site in sites.values():
+        for funnels in site.funnels.values():
+            for steps in funnels.values():
+                steps.sort(key=lambda s: s.step)
+
+
+def weighted_median(pairs: Iterable[tuple[float, int]]) -> float | None:
+    """The median of daily medians, each day weighted by its visits; exact for one day."""
+    items = sorted((float(m), w) for m, w in pairs if w > 0)
+    if not items:
+        return None
+    total = sum(w for _, w in items)
+    if len(items) == 1:
+        return items[0][0]
+    acc = 0
+    for value, w in items:
+        acc += w
+        if acc * 2 >= total:
+            return value
+    return statistics.median(v for v, _ in items)  # pragma: no cover

@@ -1,0 +1,103 @@
+"""The date ranges a site's pages cover, each with the equal-length range before it.
+
+Rolling periods end on the site's local "today" (inclusive, as Plausible counts them);
+every calendar month with data gets an archive page. The comparison period is always the
+same number of days immediately before the start, so a change is never skewed by length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+#: (key, label, days back from today inclusive) for the rolling periods, in switcher order.
+ROLLING: tuple[tuple[str, str, int], ...] = (
+    ("today", "Today", 1),
+    ("yesterday", "Yesterday", 1),
+    ("7d", "Last 7 days", 7),
+    ("30d", "Last 30 days", 30),
+    ("90d", "Last 90 days", 90),
+    ("12mo", "Last 12 months", 0),  # from the first day of the month 11 months ago
+)
+
+#: The page a site's folder opens on.
+DEFAULT = "30d"
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str  # also the page's file stem; never data
+    label: str
+    start: date
+    end: date  # inclusive
+    archive: bool = False  # a calendar month
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def previous(self) -> tuple[date, date]:
+        """The equal-length range right before this one."""
+        return self.start - timedelta(days=self.days), self.start - timedelta(days=1)
+
+    @property
+    def filename(self) -> str:
+        return "index.html" if self.key == DEFAULT else f"{self.key}.html"
+
+    @property
+    def granularity(self) -> str:
+        """hour for a single day, month for a year, day otherwise."""
+        if self.days == 1:
+            return "hour"
+        return "month" if self.days > 120 else "day"
+
+    def buckets(self) -> list[date]:
+        """The first day of each chart bar (hours are handled by the caller)."""
+        if self.granularity == "month":
+            out, d = [], self.start.replace(day=1)
+            while d <= self.end:
+                out.append(d)
+                d = _next_month(d)
+            return out
+        return [self.start + timedelta(days=i) for i in range(self.days)]
+
+
+def _next_month(d: date) -> date:
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
+
+def _months_back(d: date, n: int) -> date:
+    index = d.year * 12 + d.month - 1 - n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def rolling(today: date) -> list[Period]:
+    out = []
+    for key, label, days in ROLLING:
+        if key == "today":
+            out.append(Period(key, label, today, today))
+        elif key == "yesterday":
+            y = today - timedelta(days=1)
+            out.append(Period(key, label, y, y))
+        elif key == "12mo":
+            out.append(Period(key, label, _months_back(today, 11), today))
+        else:
+            out.append(Period(key, label, today - timedelta(days=days - 1), today))
+    return out
+
+
+def months(first: date | None, last: date | None) -> list[Period]:
+    """One archive per calendar month from the first to the last day with data, newest first."""
+    if first is None or last is None:
+        return []
+    out, d = [], first.replace(day=1)
+    while d <= last:
+        end = _next_month(d) - timedelta(days=1)
+        out.append(Period(f"{d:%Y-%m}", f"{d:%B %Y}", d, end, archive=True))
+        d = _next_month(d)
+    return out[::-1]
+
+
+def for_site(today: date, first: date | None, last: date | None) -> list[Period]:
+    return rolling(today) + months(first, last)

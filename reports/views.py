@@ -1,0 +1,377 @@
+"""Page contexts: what each template receives, as plain rows and precomputed chart geometry.
+
+Everything here is numbers, dates and the raw strings from the marts; the templates escape
+the strings (autoescape), and chart geometry is numbers we compute, so no value from the
+data ever reaches a URL, a style or a script.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+
+from reports import format as fmt
+from reports.data import OTHER, BreakdownRow, SiteData
+from reports.panels import PANELS, Panel
+from reports.periods import Period
+
+# --- small value objects the templates read ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    href: str
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    label: str
+    value: float | int | None
+    text: str
+    change: fmt.Change
+    note: bool = False  # carries the sum-of-daily-uniques footnote marker
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str  # the bucket, e.g. "Mon 3 Nov 2025" or "14:00"
+    visitors: int
+    visits: int
+    pageviews: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float  # percent from the bottom or the left
+    text: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    unit: str  # hour, day, month
+    bars: list[Bar]
+    width: int
+    yticks: list[Tick]
+    xticks: list[Tick]
+    peak: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    exact: int
+
+
+@dataclass(frozen=True)
+class RowView:
+    label: str
+    muted: bool  # a stand-in label such as "Direct / none" or "(other)"
+    cells: list[Cell]
+    share: int  # bar width in whole percent of the top row (a CSS class, never a style)
+
+
+@dataclass(frozen=True)
+class Table:
+    caption: str | None  # for grouped panels: "Signup · plan"
+    rows: list[RowView]
+    total: int  # rows in the CSV
+
+
+@dataclass(frozen=True)
+class PanelView:
+    key: str
+    title: str
+    heading: str
+    metrics: list[str]
+    tables: list[Table]
+    csv: str
+    visitors_note: bool
+
+    @property
+    def empty(self) -> bool:
+        return not any(t.rows for t in self.tables)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    panels: list[PanelView]
+
+
+@dataclass(frozen=True)
+class StepView:
+    step: int
+    name: str
+    visits: int
+    of_first: float | None  # percent of step 1
+    dropped: int | None  # visits lost since the previous step
+    dropped_pct: float | None
+    median_s: float | None
+
+
+@dataclass(frozen=True)
+class FunnelView:
+    name: str
+    steps: list[StepView]
+
+    @property
+    def conversion(self) -> float | None:
+        return self.steps[-1].of_first if self.steps else None
+
+
+@dataclass
+class PageView:
+    site: SiteData
+    period: Period
+    root: str  # relative path to the site root, "../"
+    switcher: list[Link]
+    archives: list[Link]
+    cards: list[Card]
+    chart: Chart
+    sections: list[Section]
+    funnels: list[FunnelView]
+    csv_dir: str
+    multi_day: bool
+    compare_label: str
+    empty: bool
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    domain: str
+    title: str
+    href: str
+    visitors: int
+    change: fmt.Change
+    spark: str  # SVG polyline points, numbers only
+    spark_label: str
+    data_until: str
+
+
+@dataclass
+class IndexView:
+    sites: list[SiteSummary] = field(default_factory=list)
+
+
+# --- countries ----------------------------------------------------------------------------
+
+_COUNTRY_FIXES = {"GB": "United Kingdom", "US": "United States", "KR": "South Korea",
+                  "KP": "North Korea", "RU": "Russia", "VN": "Vietnam", "TW": "Taiwan",
+                  "IR": "Iran", "SY": "Syria", "LA": "Laos", "BO": "Bolivia",
+                  "VE": "Venezuela", "TZ": "Tanzania", "MD": "Moldova", "CZ": "Czechia"}
+
+
+@lru_cache(maxsize=1)
+def _countries() -> dict[str, str]:
+    """ISO 3166 names from the tz database's iso3166.tab (the tzdata package ships it)."""
+    names: dict[str, str] = {}
+    try:
+        text = importlib.resources.files("tzdata").joinpath("zoneinfo/iso3166.tab").read_text(
+            encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        text = ""
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "\t" in line:
+            code, name = line.split("\t", 1)
+            names[code.strip()] = name.strip()
+    return {**names, **_COUNTRY_FIXES}
+
+
+def country_name(code: str) -> str:
+    return _countries().get(code, code)
+
+
+# --- building -----------------------------------------------------------------------------
+
+
+def page_href(p: Period) -> str:
+    return p.filename
+
+
+def _label(panel: Panel, row: BreakdownRow) -> tuple[str, bool]:
+    if row.label is None:
+        return panel.null_label or "(none)", True
+    if row.label == OTHER:
+        return OTHER, True
+    if panel.kind == "country":
+        return country_name(row.label), False
+    return row.label, False
+
+
+def _table(panel: Panel, rows: list[BreakdownRow], caption: str | None) -> Table:
+    top = rows[: panel.top]
+    peak = max((r.values[0] for r in top), default=0) or 1
+    views = []
+    for r in top:
+        text, muted = _label(panel, r)
+        views.append(RowView(text, muted, [Cell(fmt.compact(v), v) for v in r.values],
+                             round(100 * r.values[0] / peak)))
+    return Table(caption, views, len(rows))
+
+
+def panel_view(panel: Panel, rows: list[BreakdownRow], period: Period, csv_dir: str
+               ) -> PanelView:
+    tables: list[Table] = []
+    if panel.group:
+        groups: dict[tuple[str | None, ...], list[BreakdownRow]] = {}
+        for r in rows:
+            groups.setdefault(r.group, []).append(r)
+        for g, grows in sorted(groups.items(), key=lambda kv: -sum(r.values[0] for r in kv[1])):
+            caption = " · ".join("(none)" if part is None else part for part in g)
+            tables.append(_table(panel, grows, caption))
+    else:
+        tables.append(_table(panel, rows, None))
+    return PanelView(
+        key=panel.key, title=panel.title, heading=panel.heading,
+        metrics=[m.heading for m in panel.metrics], tables=tables,
+        csv=f"{csv_dir}/{panel.csv}",
+        visitors_note=period.days > 1 and any(m.column == "visitors" for m in panel.metrics),
+    )
+
+
+def _nice(peak: int) -> int:
+    if peak <= 4:
+        return 4
+    magnitude = 10 ** (len(str(peak)) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        top = int(step * magnitude)
+        if top >= peak:
+            return top
+    return 10 * magnitude  # pragma: no cover
+
+
+def chart(site: SiteData, period: Period) -> Chart:
+    buckets: list[tuple[str, str, int, int, int]] = []  # (label, tick, visitors, visits, pv)
+    if period.granularity == "hour":
+        hours = site.hours.get(period.start, {})
+        for h in range(24):
+            v, pv = hours.get(h, (0, 0))
+            buckets.append((f"{h:02d}:00–{h:02d}:59", f"{h:02d}:00", v, 0, pv))
+        title = f"Visitors per hour, {fmt.day(period.start)}"
+    elif period.granularity == "month":
+        for start in period.buckets():
+            nxt = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+            end = min(nxt - timedelta(days=1), period.end)
+            s = site.stats(max(start, period.start), end)
+            buckets.append((f"{start:%B %Y}", f"{start:%b}", s.visitors, s.visits,
+                            s.pageviews))
+        title = f"Visitors per month, {fmt.day(period.start)} to {fmt.day(period.end)}"
+    else:
+        for d in period.buckets():
+            s = site.days.get(d)
+            buckets.append((fmt.day(d), fmt.short_day(d), s.visitors if s else 0,
+                            s.visits if s else 0, s.pageviews if s else 0))
+        title = f"Visitors per day, {fmt.day(period.start)} to {fmt.day(period.end)}"
+    n = len(buckets)
+    peak = max((b[2] for b in buckets), default=0)
+    top = _nice(peak)
+    slot = 10
+    gap = 2 if n <= 40 else 1
+    bars = []
+    for i, (label, _tick, visitors, visits, pageviews) in enumerate(buckets):
+        height = round(100 * visitors / top, 2)
+        bars.append(Bar(i * slot + gap / 2, round(100 - height, 2), slot - gap, height, label,
+                        visitors, visits, pageviews))
+    yticks = [Tick(0, "0"), Tick(50, fmt.compact(top / 2)), Tick(100, fmt.compact(top))]
+    count = min(n, 6 if period.granularity != "hour" else 7)
+    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    xticks = [Tick(round(100 * (i + 0.5) / n, 2), buckets[i][1]) for i in picks]
+    return Chart(title, period.granularity, bars, n * slot, yticks, xticks, peak)
+
+
+def cards(site: SiteData, period: Period) -> list[Card]:
+    now = site.stats(period.start, period.end)
+    before = site.stats(*period.previous)
+    multi = period.days > 1
+    return [
+        Card("visitors", "Unique visitors" if not multi else "Visitors", now.visitors,
+             fmt.compact(now.visitors), fmt.change(now.visitors, before.visitors), note=multi),
+        Card("visits", "Visits", now.visits, fmt.compact(now.visits),
+             fmt.change(now.visits, before.visits)),
+        Card("pageviews", "Pageviews", now.pageviews, fmt.compact(now.pageviews),
+             fmt.change(now.pageviews, before.pageviews)),
+        Card("views_per_visit", "Views per visit", now.views_per_visit,
+             fmt.decimal(now.views_per_visit),
+             fmt.change(now.views_per_visit, before.views_per_visit)),
+        Card("bounce_rate", "Bounce rate", now.bounce_rate, fmt.percent(now.bounce_rate),
+             fmt.change(now.bounce_rate, before.bounce_rate, higher_is_better=False)),
+        Card("visit_duration_s", "Visit duration", now.visit_duration_s,
+             fmt.duration(now.visit_duration_s),
+             fmt.change(now.visit_duration_s, before.visit_duration_s)),
+    ]
+
+
+def funnels(site: SiteData, period: Period) -> list[FunnelView]:
+    out = []
+    found = site.funnels.get(period.key, {})
+    for name in site.funnel_names:
+        steps = found.get(name, [])
+        views = []
+        first = steps[0].visits if steps else 0
+        prev: int | None = None
+        for s in steps:
+            views.append(StepView(
+                s.step, s.name, s.visits,
+                100 * s.visits / first if first else None,
+                None if prev is None else prev - s.visits,
+                None if not prev else 100 * (prev - s.visits) / prev,
+                s.median_s,
+            ))
+            prev = s.visits
+        out.append(FunnelView(name, views))
+    return out
+
+
+def page(site: SiteData, period: Period) -> PageView:
+    rolling = [p for p in site.periods if not p.archive]
+    archives = [p for p in site.periods if p.archive]
+    csv_dir = f"csv/{period.key}"
+    by_section: dict[str, list[PanelView]] = {}
+    for panel in PANELS:
+        rows = site.breakdowns.get((period.key, panel.key), [])
+        by_section.setdefault(panel.section, []).append(panel_view(panel, rows, period, csv_dir))
+    start, end = period.previous
+    compare = (f"vs {fmt.day(start)}" if start == end
+               else f"vs {fmt.short_day(start)} – {fmt.day(end)}")
+    view = PageView(
+        site=site, period=period, root="../",
+        switcher=[Link(p.label, page_href(p), p.key == period.key) for p in rolling],
+        archives=[Link(p.label, page_href(p), p.key == period.key) for p in archives],
+        cards=cards(site, period), chart=chart(site, period),
+        sections=[Section(name, panels) for name, panels in by_section.items()],
+        funnels=funnels(site, period), csv_dir=csv_dir, multi_day=period.days > 1,
+        compare_label=compare, empty=False,
+    )
+    view.empty = view.cards[0].value == 0 and view.cards[2].value == 0
+    return view
+
+
+def index(sites: list[SiteData]) -> IndexView:
+    out = IndexView()
+    for site in sites:
+        thirty = next(p for p in site.periods if p.key == "30d")
+        now = site.stats(thirty.start, thirty.end)
+        before = site.stats(*thirty.previous)
+        values = [site.days[d].visitors if d in site.days else 0 for d in thirty.buckets()]
+        peak = max(values) or 1
+        step = 100 / max(len(values) - 1, 1)
+        points = " ".join(f"{i * step:.1f},{30 - 28 * v / peak:.1f}" for i, v in enumerate(values))
+        out.sites.append(SiteSummary(
+            domain=site.domain, title=site.title, href=f"{site.domain}/index.html",
+            visitors=now.visitors, change=fmt.change(now.visitors, before.visitors),
+            spark=points,
+            spark_label=f"Daily visitors over the last 30 days, peak {fmt.number(max(values))}",
+            data_until=fmt.stamp(site.data_until),
+        ))
+    return out
+
