@@ -71,6 +71,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="rebuild sessions and daily figures from this local date on")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print the run summary even when not on a terminal")
+    p.add_argument("--no-site", action="store_true",
+                   help="stop after the exports; do not render the dashboard into site_dir")
 
 
 @command("run", "Ingest new log lines, rebuild the affected days, write the exports. "
@@ -80,6 +82,12 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     from pipeline import run
 
     summary = run(cfg, full=args.full, since=args.since)
+    if not args.no_site:  # also when nothing was new: "today" and "yesterday" move on
+        from reports import render_site
+
+        rendered = render_site(cfg)
+        if args.verbose or sys.stderr.isatty():
+            print(f"footfall run: site: {rendered.describe()}", file=sys.stderr)
     if args.verbose or sys.stderr.isatty():
         print(f"footfall run: {summary.describe()}", file=sys.stderr)
     elif summary.quarantined:
@@ -97,6 +105,23 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
     for failure in failures:
         print(failure.describe(), file=sys.stderr)
     return 1 if failures else 0
+
+
+def _render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print what was written even when not on a terminal")
+
+
+@command("render", "Render the static dashboard into site_dir from the published database; "
+         "only changed files are rewritten.",
+         "footfall render --config /etc/footfall/config.yaml", _render_args)
+def _render(cfg: Config, args: argparse.Namespace) -> int:
+    from reports import render_site
+
+    rendered = render_site(cfg)
+    if args.verbose or sys.stderr.isatty():
+        print(f"footfall render: {rendered.describe()} into {cfg.site_dir}", file=sys.stderr)
+    return 0
 
 
 # Commands that build their own config instead of loading --config.

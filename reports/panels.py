@@ -30,8 +30,9 @@ class Panel:
     metrics: tuple[Metric, ...]
     null_label: str | None = None  # how a NULL label reads; None leaves such rows out
     group: tuple[str, ...] = ()  # extra label columns: one small table per group
-    kind: str = "text"  # how labels render: text, path, country
+    kind: str = "text"  # how labels render: text, path, country, title (capitalised)
     top: int = 10
+    wide: bool = False  # spans the whole row
 
     @property
     def bar(self) -> str:
@@ -49,7 +50,7 @@ _PEOPLE = (VISITORS, VISITS)
 
 PANELS: tuple[Panel, ...] = (
     Panel("pages", "Top pages", "Pages", "daily_pages", "path", "Page",
-          (Metric("pageviews", "Pageviews"), VISITORS), kind="path"),
+          (Metric("pageviews", "Pageviews"), VISITORS), kind="path", wide=True),
     Panel("entry-pages", "Entry pages", "Pages", "daily_pages", "path", "Page",
           (Metric("entries", "Entries"), VISITORS), kind="path"),
     Panel("exit-pages", "Exit pages", "Pages", "daily_pages", "path", "Page",
@@ -67,7 +68,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("countries", "Countries", "Audience", "daily_countries", "country", "Country",
           _PEOPLE, null_label="Unknown", kind="country"),
     Panel("devices", "Devices", "Audience", "daily_devices", "device", "Device", _PEOPLE,
-          null_label="Unknown"),
+          null_label="Unknown", kind="title"),
     Panel("browsers", "Browsers", "Technology", "daily_browsers", "browser", "Browser",
           _PEOPLE, null_label="Unknown"),
     Panel("operating-systems", "Operating systems", "Technology", "daily_operating_systems",

@@ -90,6 +90,7 @@ class Table:
 @dataclass(frozen=True)
 class PanelView:
     key: str
+    wide: bool
     title: str
     heading: str
     metrics: list[str]
@@ -106,6 +107,11 @@ class PanelView:
 class Section:
     name: str
     panels: list[PanelView]
+
+    @property
+    def columns(self) -> int:
+        """Three narrow panels share a row; otherwise two per row (wide ones take a row)."""
+        return 3 if len(self.panels) == 3 and not any(p.wide for p in self.panels) else 2
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ def _label(panel: Panel, row: BreakdownRow) -> tuple[str, bool]:
         return OTHER, True
     if panel.kind == "country":
         return country_name(row.label), False
+    if panel.kind == "title":
+        return row.label[:1].upper() + row.label[1:], False
     return row.label, False
 
 
@@ -232,7 +240,7 @@ def panel_view(panel: Panel, rows: list[BreakdownRow], period: Period, csv_dir: 
     else:
         tables.append(_table(panel, rows, None))
     return PanelView(
-        key=panel.key, title=panel.title, heading=panel.heading,
+        key=panel.key, wide=panel.wide, title=panel.title, heading=panel.heading,
         metrics=[m.heading for m in panel.metrics], tables=tables,
         csv=f"{csv_dir}/{panel.csv}",
         visitors_note=period.days > 1 and any(m.column == "visitors" for m in panel.metrics),
@@ -243,11 +251,11 @@ def _nice(peak: int) -> int:
     if peak <= 4:
         return 4
     magnitude = 10 ** (len(str(peak)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         top = int(step * magnitude)
         if top >= peak:
             return top
-    return 10 * magnitude  # pragma: no cover
+    return int(10 * magnitude)  # pragma: no cover
 
 
 def chart(site: SiteData, period: Period) -> Chart:
@@ -262,9 +270,9 @@ def chart(site: SiteData, period: Period) -> Chart:
         for start in period.buckets():
             nxt = date(start.year + start.month // 12, start.month % 12 + 1, 1)
             end = min(nxt - timedelta(days=1), period.end)
-            s = site.stats(max(start, period.start), end)
-            buckets.append((f"{start:%B %Y}", f"{start:%b}", s.visitors, s.visits,
-                            s.pageviews))
+            month = site.stats(max(start, period.start), end)
+            buckets.append((f"{start:%B %Y}", f"{start:%b}", month.visitors, month.visits,
+                            month.pageviews))
         title = f"Visitors per month, {fmt.day(period.start)} to {fmt.day(period.end)}"
     else:
         for d in period.buckets():
