@@ -1,0 +1,132 @@
+"""Reports without a browser: formatting, periods, folding, CSVs, publishing and speed."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports import format as fmt
+from reports import periods, render_site
+from reports.data import OTHER, BreakdownRow, fold, weighted_median
+from reports.panels import PANELS, by_key
+from reports.site import environment, publish, to_csv
+from tests.site_helpers import synthetic_marts
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0, "0"), (999, "999"), (1000, "1k"), (1234, "1.2k"), (9960, "10k"), (12_345, "12k"),
+    (999_600, "1M"), (1_234_567, "1.2M"), (None, "–"),
+])
+def test_compact(value: Any, text: str) -> None:
+    assert fmt.compact(value) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (42.4, "42s"), (200, "3m 20s"), (180, "3m"), (3725, "1h 2m"), (None, "–"),
+])
+def test_duration(seconds: Any, text: str) -> None:
+    assert fmt.duration(seconds) == text
+
+
+def test_change_reads_and_colours() -> None:
+    assert (fmt.change(112, 100).text, fmt.change(112, 100).tone) == ("+12%", "good")
+    assert (fmt.change(88, 100).text, fmt.change(88, 100).arrow) == ("−12%", "↓")
+    bounce = fmt.change(50, 40, higher_is_better=False)
+    assert (bounce.text, bounce.tone) == ("+25%", "bad")
+    assert fmt.change(5, 0).text == "new"
+    assert fmt.change(None, 3).text == "–"
+
+
+def test_periods_cover_equal_lengths_and_months() -> None:
+    found = {p.key: p for p in periods.for_site(date(2026, 3, 10), date(2026, 1, 20),
+                                                 date(2026, 3, 10))}
+    assert found["today"].start == found["today"].end == date(2026, 3, 10)
+    assert found["yesterday"].previous == (date(2026, 3, 8), date(2026, 3, 8))
+    assert (found["7d"].start, found["7d"].previous) == (
+        date(2026, 3, 4), (date(2026, 2, 25), date(2026, 3, 3)))
+    assert found["30d"].filename == "index.html"
+    assert found["12mo"].start == date(2025, 4, 1) and found["12mo"].granularity == "month"
+    assert [k for k in found if found[k].archive] == ["2026-03", "2026-02", "2026-01"]
+    assert found["2026-02"].end == date(2026, 2, 28)
+
+
+def test_min_visitors_folds_rare_rows_into_other() -> None:
+    panel = by_key("referrers")
+    rows = [BreakdownRow((), "a.example", (9, 10)), BreakdownRow((), "b.example", (2, 2)),
+            BreakdownRow((), "c.example", (1, 3))]
+    assert fold(panel, rows, 0) == rows
+    folded = fold(panel, rows, 3)
+    assert [(r.label, r.values) for r in folded] == [("a.example", (9, 10)), (OTHER, (3, 5))]
+    props = by_key("event-props")
+    grouped = [BreakdownRow(("Signup", "plan"), "pro", (5, 5)),
+               BreakdownRow(("Signup", "plan"), "team", (1, 1)),
+               BreakdownRow(("Buy", "sku"), "x1", (1, 1))]
+    assert {(r.group, r.label) for r in fold(props, grouped, 2)} == {
+        (("Signup", "plan"), "pro"), (("Signup", "plan"), OTHER), (("Buy", "sku"), OTHER)}
+
+
+def test_weighted_median_of_daily_medians() -> None:
+    assert weighted_median([]) is None
+    assert weighted_median([(30.0, 4)]) == 30.0
+    assert weighted_median([(10.0, 1), (40.0, 5), (90.0, 1)]) == 40.0
+
+
+def test_csv_is_rfc4180_and_neutralises_formulas() -> None:
+    body = to_csv(["path", "visitors"], [["=HYPERLINK(\"x\")", 3], ["a,b", -2], ["@x", 1],
+                                         [None, 0]])
+    assert body.decode() == ('path,visitors\r\n"\'=HYPERLINK(""x"")",3\r\n"a,b",-2\r\n'
+                             "'@x,1\r\n,0\r\n")
+
+
+def test_one_environment_escapes_and_is_strict() -> None:
+    env = environment()
+    assert env.autoescape is True or callable(env.autoescape)
+    t = env.from_string('<p title="{{ x }}">{{ x }}</p>')
+    assert t.render(x='"><script>') == '<p title="&#34;&gt;&lt;script&gt;">&#34;&gt;&lt;script&gt;</p>'
+    with pytest.raises(Exception, match="undefined"):
+        env.from_string("{{ missing }}").render()
+
+
+def test_every_panel_is_one_declarative_entry() -> None:
+    keys = [p.key for p in PANELS]
+    assert len(keys) == len(set(keys))
+    for p in PANELS:
+        assert p.metrics and p.table.startswith("daily_") and p.csv == f"{p.key}.csv"
+
+
+def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "exports").mkdir(parents=True)
+    (site / "exports" / "keep.csv").write_text("pipeline's")
+    first = publish(site, {"index.html": b"a", "x/page.html": b"b", "x/old.html": b"c"})
+    assert first.written == 3
+    before = (site / "x" / "page.html").stat().st_mtime_ns
+    time.sleep(0.01)
+    second = publish(site, {"index.html": b"A", "x/page.html": b"b"})
+    assert (second.written, second.removed) == (1, 1)
+    assert (site / "x" / "page.html").stat().st_mtime_ns == before
+    assert not (site / "x" / "old.html").exists()
+    assert (site / "exports" / "keep.csv").read_text() == "pipeline's"
+    assert not list(site.rglob("*.tmp"))
+
+
+def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -> None:
+    sites = [{"domain": f"site{i}.test", "timezone": "Europe/Berlin"} for i in range(10)]
+    funnels = [{"name": "Signup", "site": s["domain"],
+                "steps": [{"name": "Home", "path": "/"}, {"name": "Done", "event": "x"}]}
+               for s in sites]
+    cfg = make_config(sites=sites, funnels=funnels)
+    cfg.data_dir.mkdir(parents=True)
+    synthetic_marts(cfg, 400)
+    now = datetime(2026, 2, 5, 12, tzinfo=UTC)
+    first = render_site(cfg, now)
+    assert first.seconds < 10, first.describe()
+    assert first.files > 3000  # 10 sites x ~20 periods x (page + CSVs)
+    again = render_site(cfg, now)
+    assert again.written == 0 and again.removed == 0
+    page = (cfg.site_dir / "site3.test" / "index.html").read_text()
+    assert "/page/0" in page and "Top 10 of 150" in page
