@@ -6,6 +6,7 @@ Every refusal is a BeaconError with a 4xx status and a short reason the client s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -51,9 +52,12 @@ def _reason(exc: msgspec.MsgspecError) -> str:
     return text.replace("`", "'")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_text(payload: Payload) -> Payload:
     """Reject control characters in the name: they are never legitimate and garble reports."""
-    if any(ch < " " for ch in payload.n) or not payload.n.strip():
+    if _CONTROL.search(payload.n) or not payload.n.strip():
         raise BeaconError(400, "event name must be printable text")
     return payload
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -48,4 +49,14 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
         "listening", extra={"fields": {"host": host, "port": port}})
     # SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then close the log.
     web.run_app(create_app(config), host=host, port=port, access_log=None,
-                print=None, shutdown_timeout=10.0, handle_signals=True)
+                print=None, shutdown_timeout=10.0, handle_signals=True,
+                loop=new_event_loop())
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: it lifts throughput by about a quarter (docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
