@@ -54,7 +54,7 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed: it lifts throughput by about a quarter (docs/benchmarks.md)."""
+    """uvloop when installed, else asyncio's loop; docs/benchmarks.md compares the two."""
     try:
         import uvloop
     except ImportError:
