@@ -112,14 +112,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def start_collector(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_collector(workdir: Path, loop: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cfg = {"data_dir": str(workdir / "data"), "site_dir": str(workdir / "site"),
            "sites": [{"domain": "example.com", "timezone": "Europe/Berlin"}],
            "collector": {"host": "127.0.0.1", "port": port, "fsync_interval_s": 1.0}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([*pin(0), sys.executable, "-m", "collector", "--config",
-                             str(workdir / "config.yaml")], stderr=subprocess.DEVNULL)
+                             str(workdir / "config.yaml")], stderr=subprocess.DEVNULL,
+                            env={**os.environ, "FOOTFALL_EVENT_LOOP": loop})
     wait_port(port)
     return proc, port
 
@@ -152,6 +153,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--events", type=int, default=1_000_000, help="events for the RSS soak")
+    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                    help="event loop for both servers (uvloop falls back when missing)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -160,7 +163,8 @@ def main() -> None:
         full, paced = script(work, None), script(work, 10)
 
         port = free_port()
-        bare = subprocess.Popen([*pin(0), sys.executable, "-c", BARE, str(port)])
+        bare = subprocess.Popen([*pin(0), sys.executable, "-c", BARE, str(port)],
+                                env={**os.environ, "FOOTFALL_EVENT_LOOP": args.loop})
         try:
             wait_port(port)
             wrk(port, 2, 32, full)  # warm-up
@@ -169,7 +173,7 @@ def main() -> None:
             bare.terminate()
             bare.wait()
 
-        collector, cport = start_collector(work)
+        collector, cport = start_collector(work, args.loop)
         try:
             m = measure(collector, cport, args.duration, args.events, full, paced)
         finally:
@@ -180,6 +184,7 @@ def main() -> None:
     ours, paced_result, soak = m["ours"], m["paced"], m["soak"]
     start_rss, end_rss, samples = m["start_rss"], m["end_rss"], m["samples"]
     report = {
+        "loop": args.loop,
         "bare_rps": round(base["rps"]),
         "bare_p50_ms": base["p50_ms"], "bare_p99_ms": base["p99_ms"],
         "collector_rps": round(ours["rps"]), "collector_p50_ms": ours["p50_ms"],

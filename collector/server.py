@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -54,7 +55,12 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed, else asyncio's loop; docs/benchmarks.md compares the two."""
+    """uvloop when installed, else asyncio's loop; docs/benchmarks.md compares the two.
+
+    FOOTFALL_EVENT_LOOP=asyncio forces the standard loop.
+    """
+    if os.environ.get("FOOTFALL_EVENT_LOOP") == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
