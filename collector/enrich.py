@@ -61,7 +61,7 @@ class Enricher:
         if referral.spam:
             return Dropped("referrer-spam")
         name = payload.n
-        interactive = None if payload.i is not False and name != c.ENGAGEMENT else False
+        interactive = False if payload.i is False or name == c.ENGAGEMENT else None
         return c.LogLine(
             v=c.VERSION,
             id=c.new_id(now_ms),
