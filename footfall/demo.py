@@ -16,6 +16,7 @@ realistic drop-off. It is seeded, so two runs on the same day look alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -27,11 +28,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,7 @@ from footfall import config as config_mod
 from footfall import contract
 from footfall.config import Config
 
+T = TypeVar("T")
 MARKER = "# Written by `footfall demo`."
 DAYS = 60
 
@@ -336,11 +338,10 @@ def _next(rng: random.Random, prof: Profile, domain: str, path: str,
         if path.startswith("/blog/") and rng.random() < 0.25:
             return "/", extra
     else:
-        if path.startswith("/products/"):
-            if rng.random() < 0.24:
-                extra.append(("Add to cart", {"product": path.rsplit("/", 1)[1],
-                                              "size": rng.choice(["S", "M", "L", "XL"])}))
-                return ("/checkout" if rng.random() < 0.55 else "/cart"), extra
+        if path.startswith("/products/") and rng.random() < 0.24:
+            extra.append(("Add to cart", {"product": path.rsplit("/", 1)[1],
+                                          "size": rng.choice(["S", "M", "L", "XL"])}))
+            return ("/checkout" if rng.random() < 0.55 else "/cart"), extra
         if path == "/cart" and rng.random() < 0.5:
             return "/checkout", extra
         if path == "/checkout":
@@ -511,7 +512,7 @@ def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale:
     say(f"Writing {len(past):,} events of the last {days} days through the log writer…")
     write_past(cfg, past)
     say(f"Sending today's {len(live):,} events as HTTP beacons to a collector…")
-    counts = asyncio.run(send_live(cfg, live, random.Random(11)))
+    counts = _in_thread(lambda: asyncio.run(send_live(cfg, live, random.Random(11))))
     say(f"  {counts['accepted']:,} accepted; {counts['bots']} beacons from bots were dropped.")
     say("Running the pipeline…")
     summary = run_pipeline(cfg, progress=None)
@@ -521,11 +522,31 @@ def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale:
     return DemoResult(cfg, len(past), counts, round(time.perf_counter() - started, 1))
 
 
+def _in_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` in its own thread, so its event loop never meets a caller's running one."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # handed back to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
+@contextlib.contextmanager
 def serve_dir(site_dir: Path, port: int = 8000) -> Iterator[str]:
     """Serve site_dir on 127.0.0.1 (the given port, else a free one); yields the URL."""
     handler = functools.partial(_QuietHandler, directory=str(site_dir))
@@ -549,16 +570,13 @@ def run_demo(workspace: Path, serve: bool = True, **kwargs: Any) -> int:
     if not serve:
         print(f"Open {site / 'index.html'} (or serve {site} with any static web server).")
         return 0
-    server = serve_dir(site)
-    url = next(server)
-    print(f"Dashboard: {url}  (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    with serve_dir(site) as url:
+        print(f"Dashboard: {url}  (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
