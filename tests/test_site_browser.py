@@ -1,0 +1,130 @@
+"""The demo's dashboard in real headless Chromium, at desktop and phone sizes.
+
+Checks: no console errors, no request outside the site's own files, no sideways scrolling on
+a phone, and the key numbers on the page equal what DuckDB says. Screenshots go to
+test-artifacts/site/ (gitignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from footfall import demo
+from footfall.config import Config
+from reports import format as fmt
+from reports.data import local_today
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "site"
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+              "is_mobile": True, "has_touch": True},
+}
+PAGES = ["index.html", "example.com/index.html", "example.com/today.html",
+         "example.com/yesterday.html", "example.com/12mo.html", "shop.example.org/7d.html",
+         "shop.example.org/90d.html"]
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, str, datetime]]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    result = demo.build(tmp_path_factory.mktemp("demo"), now=now, days=35, scale=0.25,
+                        say=lambda *_: None)
+    with demo.serve_dir(result.cfg.site_dir, port=0) as url:
+        yield result.cfg, url, now
+
+
+def _open(browser: Any, url: str, size: str, base: str, **extra: Any) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(**VIEWPORTS[size], **extra)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"outside request: {r.url}")
+            if not r.url.startswith(base) else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.goto(url, wait_until="load")
+    return context, page, problems
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_pages_load_clean_at_desktop_and_phone(browser: Any, demo_site: Any, size: str) -> None:
+    _cfg, base, _now = demo_site
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for rel in PAGES:
+        context, page, problems = _open(browser, base + rel, size, base)
+        assert page.locator("link[rel=stylesheet]").count() == 1
+        assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith(
+            "system-ui")  # the stylesheet applied
+        overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0, f"{rel} scrolls sideways by {overflow}px at {size}"
+        page.screenshot(path=str(ARTIFACTS / f"{rel.replace('/', '_')}-{size}.png"),
+                        full_page=True)
+        context.close()
+        assert problems == [], f"{rel} at {size}: {problems}"
+
+
+def test_dark_scheme_and_file_url(browser: Any, demo_site: Any) -> None:
+    cfg, _base, _now = demo_site
+    page_file = (cfg.site_dir / "example.com" / "index.html").as_uri()
+    context, page, problems = _open(browser, page_file, "desktop", "file://",
+                                    color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.screenshot(path=str(ARTIFACTS / "example.com_index-dark.png"))
+    context.close()
+    assert problems == []
+    assert background == "rgb(14, 17, 23)"
+
+
+def test_key_numbers_equal_duckdb(browser: Any, demo_site: Any) -> None:
+    cfg, base, now = demo_site
+    today = local_today(now, "Europe/Berlin")
+    start = today - timedelta(days=29)
+    con = duckdb.connect(str(cfg.database), read_only=True)
+    visitors, visits, pageviews = con.execute(
+        "select sum(visitors), sum(visits), sum(pageviews) from daily_stats "
+        "where site = 'example.com' and date between ? and ?", [start, today]).fetchone()
+    top_path, top_views = con.execute(
+        "select path, sum(pageviews) from daily_pages where site = 'example.com' "
+        "and date between ? and ? group by path order by 2 desc, 1 limit 1",
+        [start, today]).fetchone()
+    top_country = con.execute(
+        "select sum(visitors) from daily_countries where site = 'example.com' "
+        "and date between ? and ? group by country order by 1 desc limit 1",
+        [start, today]).fetchone()[0]
+    signup = [r[0] for r in con.execute(
+        "select sum(visits) from funnel_steps where site = 'example.com' and funnel = 'Signup' "
+        "and date between ? and ? group by step order by step", [start, today]).fetchall()]
+    con.close()
+
+    context, page, problems = _open(browser, base + "example.com/index.html", "desktop", base)
+    cards = {el.get_attribute("data-metric"): (el.get_attribute("data-value"), el.inner_text())
+             for el in page.locator(".card-value").all()}
+    assert cards["visitors"] == (str(visitors), fmt.compact(visitors))
+    assert cards["visits"] == (str(visits), fmt.compact(visits))
+    assert cards["pageviews"] == (str(pageviews), fmt.compact(pageviews))
+    first = page.locator("#pages tbody tr").first
+    assert first.locator(".text").inner_text() == top_path
+    assert first.locator("td").first.get_attribute("data-value") == str(top_views)
+    country = page.locator("#countries tbody tr").first.locator("td").first
+    assert country.get_attribute("data-value") == str(top_country)
+    steps = [int(v) for v in page.locator(".funnel .step-visits").evaluate_all(
+        "els => els.map(e => e.dataset.value)")][:3]
+    assert steps == signup and steps[0] > steps[1] > steps[2] > 0
+    assert "sum of daily unique visitors" in page.inner_text("footer")
+    context.close()
+
+    context, page, _ = _open(browser, base + "index.html", "desktop", base)
+    figure = page.locator(".site-card").first.locator(".figure")
+    assert figure.get_attribute("data-value") == str(visitors)
+    context.close()
+    assert problems == []
