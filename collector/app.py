@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from collector.beacon import MAX_BODY, Payload, decode_body, decode_query
+from collector.beacon import MAX_BODY, Payload, decode_body, decode_query, parse_query
 from collector.enrich import Dropped, Enricher
 from collector.identity import Clock, SaltStore, VisitorIds
 from collector.logwriter import LogWriter
@@ -118,10 +118,10 @@ async def post_event(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    query = dict(request.query)
-    if "u" not in query and request.headers.get("Referer"):
-        query["u"] = request.headers["Referer"]  # <noscript> images cannot know their URL
     try:
+        query = parse_query(request.rel_url.raw_query_string)
+        if "u" not in query and request.headers.get("Referer"):
+            query["u"] = request.headers["Referer"]  # <noscript> images cannot know their URL
         payload = decode_query(query)
     except BeaconError as exc:
         return _refuse(request, exc.status, exc.reason)

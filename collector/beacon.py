@@ -5,10 +5,10 @@ Every refusal is a BeaconError with a 4xx status and a short reason the client s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -83,6 +83,14 @@ _QUERY_KEYS = ("n", "u", "d", "r", "w", "tz", "p", "i", "e", "sd")
 _INTS = ("w", "e", "sd")
 
 
+def parse_query(raw_query: str) -> dict[str, str]:
+    """Percent-decode strictly: invalid UTF-8 is refused, not replaced with U+FFFD."""
+    try:
+        return dict(parse_qsl(raw_query, encoding="utf-8", errors="strict"))
+    except UnicodeDecodeError:
+        raise BeaconError(400, "query is not valid UTF-8") from None
+
+
 def decode_query(query: Mapping[str, str]) -> Payload:
     """Validate the GET form: the same keys as query parameters, with `p` as JSON."""
     raw: dict[str, Any] = {}
@@ -90,13 +98,11 @@ def decode_query(query: Mapping[str, str]) -> Payload:
         value = query.get(key)
         if value is None or value == "":
             continue
-        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-            raise BeaconError(400, f"'{key}' is not valid UTF-8")
         if key == "p":
             try:
-                raw[key] = json.loads(value)
-            except ValueError:
-                raise BeaconError(400, "'p' must be a JSON object") from None
+                raw[key] = msgspec.json.decode(value)  # refuses lone surrogate escapes
+            except msgspec.DecodeError as exc:
+                raise BeaconError(400, f"'p' must be a JSON object: {_reason(exc)}") from None
         elif key in _INTS:
             try:
                 raw[key] = int(value)

@@ -329,3 +329,25 @@ async def test_trusted_proxy_rule(aiohttp_client: Any, make_config: Any, trusted
     assert resp.status == 202
     (line,) = read_lines(cfg.data_dir)
     assert line["country"] == country
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "reason"),
+    [
+        ("n=pageview&d=example.com&u=https%3A%2F%2Fexample.com%2Fa", 202, None),
+        ("n=%ED%A0%80&d=example.com&u=https://example.com/", 400, "not valid UTF-8"),
+        ("n=%FF&d=example.com&u=https://example.com/", 400, "not valid UTF-8"),
+        ("n=x&d=example.com&u=https://example.com/&p=%7B%22a%22%3A%22%5Cud800%22%7D", 400, "'p'"),
+        ("n=x&d=example.com&u=https://example.com/&p=nope", 400, "'p' must be a JSON object"),
+        ("n=x&d=example.com&u=https://example.com/&w=wide", 400, "whole number"),
+        ("n=x&d=evil.test&u=https://example.com/", 400, "unknown site"),
+        ("n=x&d=example.com", 400, "missing required field 'u'"),
+    ],
+)
+async def test_get_form_outcomes(client: Any, config: Any, query: str, status: int,
+                                 reason: str | None) -> None:
+    resp = await client.get(f"/api/event?{query}", headers=UA)
+    assert resp.status == status
+    if reason:
+        assert reason in resp.headers["X-Footfall-Error"]
+    assert len(read_lines(config.data_dir)) == (1 if status == 202 else 0)
