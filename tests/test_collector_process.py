@@ -11,6 +11,7 @@ import os
 import signal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_from_bytes
 
 import aiohttp
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,18 @@ from tests.conftest import CHROME_UA, read_lines
 DISTINCT_IP = "81.2.69.160"  # a public address with a known country (GB)
 DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
                "(KHTML, like Gecko) Version/17.1 Safari/605.1.15 Zebra7391Quokka")
+
+
+def get(url: str, query: str) -> int:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", f"/api/event?{query}", headers={"User-Agent": CHROME_UA})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
 
 
 def post(url: str, body: bytes,
@@ -172,7 +185,21 @@ def test_arbitrary_bodies_never_5xx_and_never_write_a_bad_line(collector_process
         if status == 400:
             assert headers["X-Footfall-Error"]
 
+    # The GET form: any keys and values, percent-encoded from arbitrary bytes.
+    query_value = st.one_of(st.binary(max_size=40).map(lambda b: quote_from_bytes(b, safe="")),
+                            json_values.map(lambda v: quote(json.dumps(v), safe="")))
+    queries = st.dictionaries(st.sampled_from(["n", "u", "d", "r", "w", "tz", "p", "i", "e",
+                                               "sd", "x"]), query_value, max_size=8)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(query=queries)
+    def check_get(query: dict[str, str]) -> None:
+        query = {"n": "pageview", "d": "example.com", "u": "https%3A%2F%2Fexample.com%2F",
+                 **query}
+        assert get(proc.url, "&".join(f"{k}={v}" for k, v in query.items())) in (202, 400)
+
     check()
+    check_get()
     lines = [raw for path in logs.rglob("*.jsonl") for raw in path.read_bytes().splitlines()]
     assert lines, "the strategy should produce some valid beacons"
     for raw in lines:
