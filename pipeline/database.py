@@ -86,6 +86,7 @@ def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"set temp_directory = '{_quote(str(spill))}'")
     con.execute("set preserve_insertion_order = false")
+    con.execute("set enable_progress_bar = false")  # quiet for cron; steps report progress
     return con
 
 

@@ -31,7 +31,7 @@ ORDER: tuple[str, ...] = (
     "intermediate/int_new_events",
     "intermediate/int_affected_visitors",
     "intermediate/int_visitor_events",
-    "intermediate/int_sessionised_events",
+    "intermediate/int_event_sessions",
     "intermediate/int_affected_days",
     "marts/events",
     "marts/sessions",

@@ -46,6 +46,7 @@ class RunSummary:
     published: bool = False
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
+    models: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         if not self.published:
@@ -279,14 +280,18 @@ def _build(
 
     with show.step(summary, "model"):
         models.materialise(con, models.load("staging/stg_events"), params)
-        con.execute("drop table stg_log_lines")
         _previous_events_view(con)
         for name in models.ORDER[2:]:
+            began = time.perf_counter()
             models.materialise(con, models.load(name), params)
+            summary.models[name] = round(time.perf_counter() - began, 3)
             if name == "intermediate/int_new_events":
                 summary.new_events = _count(con, "int_new_events")
                 summary.duplicate_events = valid_lines - summary.new_events
-                con.execute("drop table stg_events")
+            elif name == "intermediate/int_visitor_events":
+                for view in ("int_new_events", "stg_events"):
+                    con.execute(f"drop view {view}")
+                con.execute("drop table stg_log_lines")  # the largest temp table, now spent
             elif name == "intermediate/int_affected_days":
                 summary.days_rebuilt = _count(con, "int_affected_days")
                 summary.visitors_recomputed = _count(con, "int_affected_visitors")
@@ -307,7 +312,7 @@ def _build(
                 [new_fingerprint])
     record = {k: v for k, v in asdict(summary).items() if k != "published"}
     con.execute("insert into pipeline.runs values (now()::timestamp, ?)", [json.dumps(record)])
-    for temp in ("int_new_events", "int_affected_visitors", "int_sessionised_events",
+    for temp in ("int_visitor_events", "int_affected_visitors", "int_event_sessions",
                  "int_affected_days"):
         con.execute(f"drop table if exists {temp}")
 

@@ -2,7 +2,7 @@
 -- never appear in the published database.
 
 -- A JSON value is a string / a whole number / a boolean, in the log line contract's sense.
-create or replace temp macro is_json_text(j) as json_type(j) = 'VARCHAR';
+create or replace temp macro is_json_text(j) as starts_with(j::varchar, '"');
 create or replace temp macro is_json_int(j) as
     json_type(j) in ('BIGINT', 'UBIGINT') and try_cast(j as bigint) is not null;
 create or replace temp macro is_json_bool(j) as json_type(j) = 'BOOLEAN';

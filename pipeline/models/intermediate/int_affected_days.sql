@@ -7,11 +7,11 @@
 with
 
 recomputed_days as (
-    select site, date from int_sessionised_events
+    select distinct site, local_time::date as date from int_event_sessions
 ),
 
 previous_days as (
-    select site, date
+    select distinct site, date
     from previous_events
     semi join int_affected_visitors using (site, visitor_id)
 ),

@@ -1,4 +1,4 @@
--- materialized: table
+-- materialized: view
 --
 -- This run's events whose id the database does not hold yet: an event id is ingested once,
 -- however often its line is read.

@@ -1,6 +1,7 @@
--- materialized: view
+-- materialized: table
 --
--- Every event, stored or new, of the visitors this run recomputes.
+-- Every event, stored or new, of the visitors this run recomputes. A table, because the
+-- events mart deletes the stored rows before it inserts these.
 
 with
 

@@ -1,8 +1,8 @@
--- materialized: table
+-- materialized: view
 --
 -- The valid events read this run, each event id once. When the same id was read more than
 -- once (a copied file, a re-read .gz) one copy is kept, chosen by content so the choice does
--- not depend on file names or read order.
+-- not depend on file names or read order. Only repeated ids pay for the choosing.
 
 with
 
@@ -12,13 +12,31 @@ log_lines as (
     where is_valid
 ),
 
-final as (
+repeated_ids as (
+    select event_id
+    from log_lines
+    group by event_id
+    having count(*) > 1
+),
+
+unique_events as (
+    select * from log_lines anti join repeated_ids using (event_id)
+),
+
+chosen_repeats as (
     select *
     from log_lines
+    semi join repeated_ids using (event_id)
     qualify row_number() over (
         partition by event_id
         order by occurred_at, site, visitor_id, name, path, props::varchar
     ) = 1
+),
+
+final as (
+    select * from unique_events
+    union all
+    select * from chosen_repeats
 )
 
 select * from final
