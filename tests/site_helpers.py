@@ -8,7 +8,6 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -38,8 +37,8 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01") -> None:
     sites = [s.domain for s in cfg.sites]
     con.execute("create table s (site varchar)")
     con.executemany("insert into s values (?)", [[s] for s in sites])
-    con.execute(f"""create table d as select site, (date '{start}' + i::integer)::date as date, i::integer as i
-                    from s, range({days}) t(i)""")
+    con.execute(f"""create table d as select site, (date '{start}' + i::integer)::date as date,
+                    i::integer as i from s, range({days}) t(i)""")
     con.execute("""create table daily_stats as select site, date,
         (200 + i % 50)::bigint as visitors, (230 + i % 60)::bigint as visits,
         (600 + i % 90)::bigint as pageviews, 2.5 as views_per_visit, 41.5 as bounce_rate,
@@ -149,6 +148,3 @@ def read_panels(page: Path) -> list[PanelRead]:
 def read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
 
-
-def as_any(value: Any) -> Any:
-    return value

@@ -86,7 +86,8 @@ def test_one_environment_escapes_and_is_strict() -> None:
     env = environment()
     assert env.autoescape is True or callable(env.autoescape)
     t = env.from_string('<p title="{{ x }}">{{ x }}</p>')
-    assert t.render(x='"><script>') == '<p title="&#34;&gt;&lt;script&gt;">&#34;&gt;&lt;script&gt;</p>'
+    escaped = "&#34;&gt;&lt;script&gt;"
+    assert t.render(x='"><script>') == f'<p title="{escaped}">{escaped}</p>'
     with pytest.raises(Exception, match="undefined"):
         env.from_string("{{ missing }}").render()
 
