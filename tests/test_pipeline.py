@@ -328,3 +328,30 @@ def test_a_config_change_rebuilds_from_stored_events(
     assert summary.published and summary.new_events == 0
     assert query(shorter, "select count(*) from sessions")[0][0] > before
     assert_checks_pass(shorter)
+
+
+def test_the_definitions_are_in_docs_metrics_word_for_word() -> None:
+    text = " ".join((Path(__file__).parent.parent / "docs" / "metrics.md").read_text().split())
+    for sentence in [
+        "A visitor's events on one site, ordered by time. A new session starts when the gap "
+        "since that visitor's previous event exceeds `sessions.timeout_minutes` (30).",
+        "Sessions are not cut at midnight.",
+        "A session belongs to the local date of its first event.",
+        "All events, including non-interactive ones, extend a session.",
+        "Last event time minus first event time, in seconds. Engagement events count, so a "
+        "single-page visit with an engagement event has a real duration.",
+        "A session with at most one interactive event. Pageviews and custom events count "
+        "unless `interactive` is false.",
+        "`visitors`: distinct visitor ids among that day's events;",
+        "`visits`: sessions that started that day;",
+        "`pageviews`: that day's pageview events;",
+        "`views_per_visit`: pageviews of that day's sessions divided by visits;",
+        "`bounce_rate`: 100 × bounced visits / visits;",
+        "`visit_duration_s`: the mean duration of that day's sessions.",
+        "Over a range, visitors are the sum of daily visitors",
+        "a session reaches step k if it has events matching steps 1..k in time order;",
+        "a `path` step matches pageviews by exact path or a `*` glob;",
+        "an `event` step matches a custom event by name, optionally with `props` equal to "
+        "given values.",
+    ]:
+        assert sentence in text.replace("**", ""), sentence
