@@ -70,7 +70,7 @@ def change(current: float | None, previous: float | None, higher_is_better: bool
            ) -> Change:
     """The relative change from the previous period, coloured by whether it is good."""
     if current is None or previous is None:
-        return Change("–", "none", "neutral", "no comparison")
+        return Change("–", "none", "neutral", "no data for the whole previous period")
     if previous == 0:
         if current == 0:
             return Change("0%", "flat", "neutral", "unchanged")

@@ -301,21 +301,28 @@ def cards(site: SiteData, period: Period) -> list[Card]:
     now = site.stats(period.start, period.end)
     before = site.stats(*period.previous)
     multi = period.days > 1
+    # When data began inside the comparison range, a change would only measure that start.
+    comparable = site.first is not None and period.previous[0] >= site.first
+
+    def change(current: float | None, previous: float | None, better: bool = True
+               ) -> fmt.Change:
+        return fmt.change(current, previous if comparable else None, better)
+
     return [
         Card("visitors", "Unique visitors" if not multi else "Visitors", now.visitors,
-             fmt.compact(now.visitors), fmt.change(now.visitors, before.visitors), note=multi),
+             fmt.compact(now.visitors), change(now.visitors, before.visitors), note=multi),
         Card("visits", "Visits", now.visits, fmt.compact(now.visits),
-             fmt.change(now.visits, before.visits)),
+             change(now.visits, before.visits)),
         Card("pageviews", "Pageviews", now.pageviews, fmt.compact(now.pageviews),
-             fmt.change(now.pageviews, before.pageviews)),
+             change(now.pageviews, before.pageviews)),
         Card("views_per_visit", "Views per visit", now.views_per_visit,
              fmt.decimal(now.views_per_visit),
-             fmt.change(now.views_per_visit, before.views_per_visit)),
+             change(now.views_per_visit, before.views_per_visit)),
         Card("bounce_rate", "Bounce rate", now.bounce_rate, fmt.percent(now.bounce_rate),
-             fmt.change(now.bounce_rate, before.bounce_rate, higher_is_better=False)),
+             change(now.bounce_rate, before.bounce_rate, better=False)),
         Card("visit_duration_s", "Visit duration", now.visit_duration_s,
              fmt.duration(now.visit_duration_s),
-             fmt.change(now.visit_duration_s, before.visit_duration_s)),
+             change(now.visit_duration_s, before.visit_duration_s)),
     ]
 
 
@@ -376,7 +383,10 @@ def index(sites: list[SiteData]) -> IndexView:
         points = " ".join(f"{i * step:.1f},{30 - 28 * v / peak:.1f}" for i, v in enumerate(values))
         out.sites.append(SiteSummary(
             domain=site.domain, title=site.title, href=f"{site.domain}/index.html",
-            visitors=now.visitors, change=fmt.change(now.visitors, before.visitors),
+            visitors=now.visitors,
+            change=fmt.change(now.visitors, before.visitors
+                              if site.first is not None and thirty.previous[0] >= site.first
+                              else None),
             spark=points,
             spark_label=f"Daily visitors over the last 30 days, peak {fmt.number(max(values))}",
             data_until=fmt.stamp(site.data_until),
