@@ -291,8 +291,11 @@ def chart(site: SiteData, period: Period) -> Chart:
         bars.append(Bar(i * slot + gap / 2, round(100 - height, 2), slot - gap, height, label,
                         visitors, visits, pageviews))
     yticks = [Tick(0, "0"), Tick(50, fmt.compact(top / 2)), Tick(100, fmt.compact(top))]
-    count = min(n, 6 if period.granularity != "hour" else 7)
-    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    if period.granularity == "hour":
+        picks = [0, 4, 8, 12, 16, 20]
+    else:
+        count = min(n, 6)
+        picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
     xticks = [Tick(round(100 * (i + 0.5) / n, 2), buckets[i][1]) for i in picks]
     return Chart(title, period.granularity, bars, n * slot, yticks, xticks, peak)
 
@@ -302,7 +305,9 @@ def cards(site: SiteData, period: Period) -> list[Card]:
     before = site.stats(*period.previous)
     multi = period.days > 1
     # When data began inside the comparison range, a change would only measure that start.
-    comparable = site.first is not None and period.previous[0] >= site.first
+    # Today is not over: against a whole yesterday every figure would look like a fall.
+    comparable = (site.first is not None and period.previous[0] >= site.first
+                  and period.key != "today")
 
     def change(current: float | None, previous: float | None, better: bool = True
                ) -> fmt.Change:
