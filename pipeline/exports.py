@@ -162,7 +162,7 @@ def write(cfg: Config, con: duckdb.DuckDBPyConnection, full: bool) -> None:
                 _copy(con, select, root / site.domain / filename,
                       {"site": site.domain, **_param(query, min_visitors)})
         _write_raw_days(cfg, con, root, full)
-        _write_parquet(cfg, con, root / "parquet")
+        _write_parquet(cfg, con, root / "parquet", full)
     finally:
         con.execute("set preserve_insertion_order = false")
 
@@ -202,23 +202,35 @@ def _write_raw_days(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, ful
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_parquet(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def _write_parquet(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, full: bool) -> None:
+    """Hive-partitioned Parquet per mart; an incremental run replaces only affected days."""
     root.mkdir(parents=True, exist_ok=True)
     for table in CSV_NAMES:
         query = folded_query(con, table, cfg.privacy.min_visitors)
         target = root / table
+        everything = full or not target.exists()
+        scope = "(select distinct site, date from events)" if everything \
+            else "int_affected_days"
         fresh = root / f".{table}.new"
-        old = root / f".{table}.old"
         shutil.rmtree(fresh, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
         con.execute(
-            f"copy ({query} order by all) to '{_quote(fresh)}' "
-            "(format parquet, partition_by (site, date))",
+            f"copy (select * from ({query}) semi join {scope} using (site, date)) "
+            f"to '{_quote(fresh)}' (format parquet, partition_by (site, date))",
             _param(query, cfg.privacy.min_visitors),
         )
-        if not fresh.exists():  # an empty mart writes no partition
-            fresh.mkdir()
-        if target.exists():
-            os.replace(target, old)
-        os.replace(fresh, target)
-        shutil.rmtree(old, ignore_errors=True)
+        fresh.mkdir(exist_ok=True)  # an empty mart writes no partition
+        if everything:
+            old = root / f".{table}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                os.replace(target, old)
+            os.replace(fresh, target)
+            shutil.rmtree(old, ignore_errors=True)
+            continue
+        for site, day in con.execute("select site, date from int_affected_days").fetchall():
+            part = Path(f"site={site}") / f"date={day.isoformat()}"
+            shutil.rmtree(target / part, ignore_errors=True)
+            if (fresh / part).exists():
+                (target / part).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(fresh / part, target / part)
+        shutil.rmtree(fresh, ignore_errors=True)
