@@ -161,6 +161,8 @@ class _Loader:
             sub = _join(key, name)
             if name in raw:
                 values[name] = self.convert(hints[name], raw[name], sub)
+            elif isinstance(f.default, Path):  # defaults resolve against the config too
+                values[name] = self.convert(Path, str(f.default), sub)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.problem(sub, f"is required ({f.metadata['doc']})")
                 values[name] = None

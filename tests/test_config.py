@@ -86,6 +86,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert cfg.site_dir.resolve() == tmp_path / "s"
     assert cfg.database == tmp_path / "conf" / "d" / "footfall.duckdb"
     assert cfg.sites[0].timezone == "UTC" and cfg.sessions.timeout_minutes == 30
+    path.write_text(yaml.safe_dump({"sites": [{"domain": "a.test"}]}))
+    defaults = config.load(path)
+    assert defaults.data_dir == tmp_path / "conf" / "data"
+    assert defaults.site_dir == tmp_path / "conf" / "site"
 
 
 def test_every_key_is_documented() -> None:
