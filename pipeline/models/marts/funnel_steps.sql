@@ -33,6 +33,7 @@ day_sessions as (
     semi join funnels using (site)
 ),
 
+-- the events that can match a step; `seq` orders them as sessions are ordered
 session_events as (
     select
         site,
@@ -42,9 +43,11 @@ session_events as (
         name,
         path,
         props,
-        row_number() over (partition by session_id order by occurred_at, event_id) as seq
+        {'at': occurred_at, 'id': event_id} as seq
     from events
     semi join day_sessions using (session_id)
+    where name = 'pageview'
+        or name in (select event_name from defined_steps where event_name is not null)
 ),
 
 event_props as (
