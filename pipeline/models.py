@@ -5,9 +5,15 @@ name. Its first line says how the runner materialises it:
 
     -- materialized: view                          a temp view, rebuilt every run
     -- materialized: table                         a temp table, rebuilt every run
+    -- materialized: table, or a view on a fresh database
+                                                   a temp view when nothing is stored yet
+                                                   (a full run): there it would be a copy
     -- materialized: incremental by site, date     a public table: the runner deletes the rows
                                                    whose key is in the affected set, then
                                                    inserts the model's rows
+    -- materialized: merge on event_id, updating a, b
+                                                   a public table: rows with a new key are
+                                                   inserted, existing rows get columns a, b
 
 The runner assembles no SQL beyond wrapping a file in `create … as` / `insert into … by name`
 and a `delete … using` on the key columns named in that header. Values go in as parameters.
@@ -27,6 +33,7 @@ import duckdb
 #: The run order. Layers never read a later layer; within a layer, this order.
 ORDER: tuple[str, ...] = (
     "staging/stg_log_lines",
+    "staging/stg_repeated_ids",
     "staging/stg_events",
     "intermediate/int_new_events",
     "intermediate/int_affected_visitors",
@@ -61,8 +68,11 @@ AFFECTED = {
     ("site", "date"): "int_affected_days",
 }
 
+_NAMES = r"[a-z_]+(?:, [a-z_]+)*"
 _HEADER = re.compile(
-    r"^-- materialized: (?P<kind>view|table|incremental by (?P<key>[a-z_]+(, [a-z_]+)*))\s*$"
+    r"^-- materialized: (?P<kind>view|table(?P<lazy>, or a view on a fresh database)?"
+    rf"|incremental by (?P<key>{_NAMES})"
+    rf"|merge on (?P<merge_key>[a-z_]+), updating (?P<updates>{_NAMES}))\s*$"
 )
 _PARAM = re.compile(r"\$([a-z_]+)")
 
@@ -72,8 +82,10 @@ class Model:
     name: str
     layer: str
     sql: str
-    kind: str  # view | table | incremental
+    kind: str  # view | table | incremental | merge
     key: tuple[str, ...] = ()
+    updates: tuple[str, ...] = ()  # merge: the columns an existing row takes from the model
+    view_when_fresh: bool = False
 
     @property
     def params(self) -> frozenset[str]:
@@ -90,11 +102,15 @@ def load(name: str) -> Model:
     header = _HEADER.match(sql.splitlines()[0])
     if header is None:
         raise ValueError(f"pipeline/models/{name}.sql must start with '-- materialized: …'")
-    kind = header["kind"].split()[0]
+    kind = header["kind"].split()[0].rstrip(",")
+    if kind == "merge":
+        return Model(table, layer, sql.rstrip().rstrip(";"), kind, (header["merge_key"],),
+                     tuple(header["updates"].split(", ")))
     key = tuple(header["key"].split(", ")) if header["key"] else ()
     if kind == "incremental" and key not in AFFECTED:
         raise ValueError(f"{name}: no affected set for key {key}")
-    return Model(table, layer, sql.rstrip().rstrip(";"), kind, key)
+    return Model(table, layer, sql.rstrip().rstrip(";"), kind, key,
+                 view_when_fresh=header["lazy"] is not None)
 
 
 def digest() -> str:
@@ -123,16 +139,27 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main"
 
 
 def materialise(
-    con: duckdb.DuckDBPyConnection, model: Model, params: Mapping[str, Any]
+    con: duckdb.DuckDBPyConnection, model: Model, params: Mapping[str, Any],
+    fresh: bool = False,
 ) -> None:
-    """Build one model; incremental tables are created on first use, then patched."""
+    """Build one model; public tables are created on first use, then patched."""
     values = {k: params[k] for k in model.params}
-    if model.kind == "view":
+    if model.kind == "view" or (model.kind == "table" and fresh and model.view_when_fresh):
         con.execute(f"create or replace temp view {model.name} as {model.sql}", values)
     elif model.kind == "table":
         con.execute(f"create or replace temp table {model.name} as {model.sql}", values)
     elif not table_exists(con, model.name):
         con.execute(f"create table {model.name} as {model.sql}", values)
+    elif model.kind == "merge":
+        key = model.key[0]
+        updates = ", ".join(f"{c} = source.{c}" for c in model.updates)
+        con.execute(
+            f"merge into {model.name} using ({model.sql}) as source "
+            f"on {model.name}.{key} = source.{key} "
+            f"when matched then update set {updates} "
+            "when not matched then insert by name",
+            values,
+        )
     else:
         affected = AFFECTED[(model.key[0], model.key[1])]
         match = " and ".join(f"{model.name}.{k} = {affected}.{k}" for k in model.key)

@@ -279,19 +279,23 @@ def _build(
             summary.unexplained += max(0, refused_by_file.get(str(s.path), 0) - len(found))
 
     with show.step(summary, "model"):
-        models.materialise(con, models.load("staging/stg_events"), params)
-        _previous_events_view(con)
-        for name in models.ORDER[2:]:
+        for name in models.ORDER[1:]:
             began = time.perf_counter()
-            models.materialise(con, models.load(name), params)
+            model = models.load(name)
+            if rebuild_all and model.kind == "incremental":
+                # everything is recomputed anyway; recreating the table also takes up a
+                # changed column list after an upgrade (events, the store, is merged into)
+                con.execute(f"drop table if exists main.{model.name}")
+            models.materialise(con, model, params, fresh=fresh)
             summary.models[name] = round(time.perf_counter() - began, 3)
-            if name == "intermediate/int_new_events":
+            if name == "staging/stg_events":
+                _previous_events_view(con)
+            elif name == "intermediate/int_new_events":
                 summary.new_events = _count(con, "int_new_events")
                 summary.duplicate_events = valid_lines - summary.new_events
-            elif name == "intermediate/int_visitor_events":
-                for view in ("int_new_events", "stg_events"):
-                    con.execute(f"drop view {view}")
-                con.execute("drop table stg_log_lines")  # the largest temp table, now spent
+            elif name == "marts/events":
+                _drop_temp(con, "int_new_events", "stg_events", "stg_repeated_ids",
+                           "stg_log_lines")  # the largest temp table, now spent
             elif name == "intermediate/int_affected_days":
                 summary.days_rebuilt = _count(con, "int_affected_days")
                 summary.visitors_recomputed = _count(con, "int_affected_visitors")
@@ -312,9 +316,19 @@ def _build(
                 [new_fingerprint])
     record = {k: v for k, v in asdict(summary).items() if k != "published"}
     con.execute("insert into pipeline.runs values (now()::timestamp, ?)", [json.dumps(record)])
-    for temp in ("int_visitor_events", "int_affected_visitors", "int_event_sessions",
-                 "int_affected_days"):
-        con.execute(f"drop table if exists {temp}")
+    _drop_temp(con, "int_visitor_events", "int_affected_visitors", "int_event_sessions",
+               "int_affected_days")
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop run-scoped views and tables by name, whichever they are."""
+    kinds = dict(con.execute(
+        "select view_name, 'view' from duckdb_views() where temporary "
+        "union all select table_name, 'table' from duckdb_tables() where temporary"
+    ).fetchall())
+    for name in names:
+        if name in kinds:
+            con.execute(f"drop {kinds[name]} {name}")
 
 
 def _reread_grown(

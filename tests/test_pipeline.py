@@ -20,9 +20,12 @@ import msgspec
 import pipeline_oracle as oracle
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pipeline
 from footfall import config as config_mod
+from footfall import contract
 from footfall.config import Config
 from pipeline.checks import run_checks
 from pipeline.models import MARTS
@@ -355,3 +358,52 @@ def test_the_definitions_are_in_docs_metrics_word_for_word() -> None:
         "given values.",
     ]:
         assert sentence in text.replace("**", ""), sentence
+
+
+# --- the sessioniser, property-based -----------------------------------------------------------
+
+gaps = st.one_of(
+    st.integers(0, 5_000),  # milliseconds: ties and near-ties
+    st.sampled_from([30 * 60_000 - 1, 30 * 60_000, 30 * 60_000 + 1]),  # right at the timeout
+    st.integers(60_000, 3 * 3_600_000),
+)
+timelines = st.lists(
+    st.tuples(st.sampled_from(["pageview", "engagement", "Signup"]), gaps),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(visitors=st.lists(timelines, min_size=1, max_size=3),
+       start=st.integers(0, 48 * 3_600_000), split=st.integers(0, 40))
+def test_sessions_match_the_oracle_for_any_timeline(
+    tmp_path_factory: pytest.TempPathFactory, visitors: list[list[tuple[str, int]]],
+    start: int, split: int,
+) -> None:
+    """Any visitors' timelines (ties, gaps right at the timeout, midnight in Berlin), read in
+    two runs split anywhere, give the oracle's sessions."""
+    cfg = make_cfg(tmp_path_factory.mktemp("timeline"))
+    base = int(oracle.START.timestamp() * 1000) + start
+    events = []
+    for v, timeline in enumerate(visitors):
+        at = base
+        for i, (name, gap) in enumerate(timeline):
+            at += gap
+            events.append({"v": 1, "id": f"v{v}-{i:02d}", "ts": contract.format_ts(at),
+                           "site": "example.com", "name": name, "path": "/",
+                           "visitor": f"{v:016x}",
+                           **({"interactive": False, "engaged_ms": 1000}
+                              if name == "engagement" else {})})
+    shuffled = list(events)
+    random.Random(split).shuffle(shuffled)
+    oracle.write_lines(cfg.logs_dir / "a.jsonl", shuffled[:split])
+    if split:
+        pipeline.run(cfg, progress=None)
+    oracle.write_lines(cfg.logs_dir / "b.jsonl", shuffled[split:])
+    pipeline.run(cfg, progress=None)
+    expected = {(s.session_id, s.date, len(s.events), s.is_bounce)
+                for s in oracle.sessions(events)}
+    got = set(query(cfg, "select session_id, date, events, is_bounce from sessions"))
+    assert got == expected
+    assert_checks_pass(cfg)

@@ -1,4 +1,4 @@
--- materialized: view
+-- materialized: table, or a view on a fresh database
 --
 -- This run's events whose id the database does not hold yet: an event id is ingested once,
 -- however often its line is read.

@@ -1,7 +1,7 @@
--- materialized: table
+-- materialized: view
 --
--- Every event, stored or new, of the visitors this run recomputes. A table, because the
--- events mart deletes the stored rows before it inserts these.
+-- Every event, stored or new, of the visitors this run recomputes: the columns
+-- sessionisation needs.
 
 with
 
@@ -10,21 +10,13 @@ affected_visitors as (
 ),
 
 stored_events as (
-    select
-        event_id, occurred_at, site, name, path, visitor_id, hostname, referrer, source,
-        utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version,
-        os, os_version, device, country, screen_width, props, interactive, engaged_ms,
-        scroll_pct
+    select event_id, site, visitor_id, occurred_at, name, interactive, engaged_ms
     from previous_events
     semi join affected_visitors using (site, visitor_id)
 ),
 
 new_events as (
-    select
-        event_id, occurred_at, site, name, path, visitor_id, hostname, referrer, source,
-        utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version,
-        os, os_version, device, country, screen_width, props, interactive, engaged_ms,
-        scroll_pct
+    select event_id, site, visitor_id, occurred_at, name, interactive, engaged_ms
     from int_new_events
 ),
 

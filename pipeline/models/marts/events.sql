@@ -1,12 +1,14 @@
--- materialized: incremental by site, visitor_id
+-- materialized: merge on event_id, updating session_id, date, hour, local_time, is_interactive, time_on_page_s
 --
 -- Every ingested event, one row per event id, with its local date and session. Public: see
--- docs/schema.md. The runner replaces the rows of the visitors this run recomputed.
+-- docs/schema.md. New events are inserted; the stored events of the visitors this run
+-- recomputed get their new session, local time and time on page (their other columns never
+-- change, so only the new events carry them here).
 
 with
 
-visitor_events as (
-    select * from int_visitor_events
+new_events as (
+    select * from int_new_events
 ),
 
 event_sessions as (
@@ -15,39 +17,39 @@ event_sessions as (
 
 final as (
     select
-        visitor_events.event_id,
-        visitor_events.site,
-        visitor_events.occurred_at,
+        event_sessions.event_id,
+        event_sessions.site,
+        new_events.occurred_at,
         event_sessions.local_time::date as date,
         hour(event_sessions.local_time) as hour,
         event_sessions.local_time,
-        visitor_events.name,
-        visitor_events.path,
-        visitor_events.visitor_id,
+        new_events.name,
+        new_events.path,
+        event_sessions.visitor_id,
         event_sessions.session_id,
-        visitor_events.hostname,
-        visitor_events.referrer,
-        visitor_events.source,
-        visitor_events.utm_source,
-        visitor_events.utm_medium,
-        visitor_events.utm_campaign,
-        visitor_events.utm_term,
-        visitor_events.utm_content,
-        visitor_events.browser,
-        visitor_events.browser_version,
-        visitor_events.os,
-        visitor_events.os_version,
-        visitor_events.device,
-        visitor_events.country,
-        visitor_events.screen_width,
-        visitor_events.props,
-        visitor_events.interactive,
-        visitor_events.engaged_ms,
-        visitor_events.scroll_pct,
+        new_events.hostname,
+        new_events.referrer,
+        new_events.source,
+        new_events.utm_source,
+        new_events.utm_medium,
+        new_events.utm_campaign,
+        new_events.utm_term,
+        new_events.utm_content,
+        new_events.browser,
+        new_events.browser_version,
+        new_events.os,
+        new_events.os_version,
+        new_events.device,
+        new_events.country,
+        new_events.screen_width,
+        new_events.props,
+        new_events.interactive,
+        new_events.engaged_ms,
+        new_events.scroll_pct,
         event_sessions.is_interactive,
         event_sessions.time_on_page_s
-    from visitor_events
-    join event_sessions using (event_id)
+    from event_sessions
+    left join new_events using (event_id)
 )
 
 select * from final

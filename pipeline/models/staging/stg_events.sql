@@ -2,7 +2,7 @@
 --
 -- The valid events read this run, each event id once. When the same id was read more than
 -- once (a copied file, a re-read .gz) one copy is kept, chosen by content so the choice does
--- not depend on file names or read order. Only repeated ids pay for the choosing.
+-- not depend on file names or read order.
 
 with
 
@@ -13,10 +13,7 @@ log_lines as (
 ),
 
 repeated_ids as (
-    select event_id
-    from log_lines
-    group by event_id
-    having count(*) > 1
+    select * from stg_repeated_ids
 ),
 
 unique_events as (
