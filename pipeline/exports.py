@@ -181,6 +181,7 @@ def _write_raw_days(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, ful
         return
     staging = root / ".raw.new"
     shutil.rmtree(staging, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
     # DuckDB's partitioned writer does not keep an ORDER BY, and sorting a day's rows one
     # COPY at a time costs more than the whole export; rows are in no particular order.
     select = _csv_select(
