@@ -69,7 +69,8 @@ select
          when k = 4 and hash(v, 'goal') % 4 = 0 then 'Signup'
          else 'pageview' end as name,
     case when k = 0 then '/' else '/' || (['blog', 'docs', 'pricing', 'products', 'about'])
-        [(1 + hash(v, k, 'dir') % 5)::bigint] || '/' || (hash(v, k, 'page') % 400)::bigint::varchar end as path,
+        [(1 + hash(v, k, 'dir') % 5)::bigint] || '/'
+        || (hash(v, k, 'page') % 400)::bigint::varchar end as path,
     printf('%016x', hash(v, 'visitor', $day)) as visitor,
     case when on_blog then 'example.com' else 'shop.example.org' end as hostname,
     case when k = 0 and src < 6 then (['www.google.com/', 'news.ycombinator.com/item',
@@ -88,7 +89,8 @@ select
     (['DE', 'US', 'GB', 'FR', 'NL', 'IN', 'BR', 'JP', 'SE'])[1 + geo] as country,
     ([1920, 1440, 390, 412, 1280, 820])[1 + ua % 6] as screen_width,
     case when k = 4 and hash(v, 'goal') % 4 = 0
-        then {'plan': (['pro', 'free'])[(1 + hash(v, 'plan') % 2)::bigint], 'seats': (1 + v % 5)::bigint} end
+        then {'plan': (['pro', 'free'])[(1 + hash(v, 'plan') % 2)::bigint],
+              'seats': (1 + v % 5)::bigint} end
         as props,
     case when k % 3 = 2 then false end as interactive,
     case when k % 3 = 2 then (hash(v, k, 'eng') % 120000)::bigint end as engaged_ms,
