@@ -125,13 +125,9 @@ def start_collector(workdir: Path, loop: str) -> tuple[subprocess.Popen[bytes], 
     return proc, port
 
 
-def measure(collector: subprocess.Popen[bytes], port: int, duration: float, events: int,
-            full: Path, paced: Path) -> dict[str, Any]:
-    wrk(port, 2, 32, full)  # warm-up
-    ours = wrk(port, duration, 32, full)
-    # 56 connections each pausing 10 ms between requests: about 5,000 events/s.
-    paced_result = wrk(port, duration, 56, paced)
-
+def soak(collector: subprocess.Popen[bytes], port: int, seconds: float,
+         script_path: Path) -> dict[str, Any]:
+    """Sustained load while sampling the collector's RSS once a second."""
     samples: list[int] = []
     stop = threading.Event()
 
@@ -139,63 +135,73 @@ def measure(collector: subprocess.Popen[bytes], port: int, duration: float, even
         while not stop.wait(1.0):
             samples.append(rss_kb(collector.pid))
 
-    start_rss = rss_kb(collector.pid)
+    start = rss_kb(collector.pid)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    soak = wrk(port, max(10.0, 1.2 * events / max(ours["rps"], 1.0)), 32, full)
+    result = wrk(port, seconds, 32, script_path)
     stop.set()
     thread.join()
-    return {"ours": ours, "paced": paced_result, "soak": soak, "start_rss": start_rss,
-            "end_rss": rss_kb(collector.pid), "samples": samples}
+    return {**result, "start_rss": start, "end_rss": rss_kb(collector.pid), "samples": samples}
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per measured round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating bare/collector rounds")
     ap.add_argument("--events", type=int, default=1_000_000, help="events for the RSS soak")
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                     help="event loop for both servers (uvloop falls back when missing)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
+    env = {**os.environ, "FOOTFALL_EVENT_LOOP": args.loop}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         full, paced = script(work, None), script(work, 10)
-
-        port = free_port()
-        bare = subprocess.Popen([*pin(0), sys.executable, "-c", BARE, str(port)],
-                                env={**os.environ, "FOOTFALL_EVENT_LOOP": args.loop})
+        bare_port = free_port()
+        bare = subprocess.Popen([*pin(0), sys.executable, "-c", BARE, str(bare_port)], env=env)
+        collector, port = start_collector(work, args.loop)
         try:
-            wait_port(port)
-            wrk(port, 2, 32, full)  # warm-up
-            base = wrk(port, args.duration, 32, full)
+            wait_port(bare_port)
+            wrk(bare_port, 2, 32, full)  # warm-up
+            wrk(port, 2, 32, full)
+            # Alternate, so a noisy neighbour slows both sides alike; report medians.
+            bases, ours = [], []
+            for _ in range(args.rounds):
+                bases.append(wrk(bare_port, args.duration, 32, full))
+                ours.append(wrk(port, args.duration, 32, full))
+            # 56 connections each pausing 10 ms between requests: about 5,000 events/s.
+            paced_result = wrk(port, args.duration * 2, 56, paced)
+            rps = median([r["rps"] for r in ours])
+            soaked = soak(collector, port, max(10.0, 1.2 * args.events / max(rps, 1.0)), full)
         finally:
-            bare.terminate()
-            bare.wait()
+            for proc in (bare, collector):
+                proc.terminate()
+                proc.wait()
 
-        collector, cport = start_collector(work, args.loop)
-        try:
-            m = measure(collector, cport, args.duration, args.events, full, paced)
-        finally:
-            collector.terminate()
-            collector.wait()
-
-
-    ours, paced_result, soak = m["ours"], m["paced"], m["soak"]
-    start_rss, end_rss, samples = m["start_rss"], m["end_rss"], m["samples"]
+    ratios = [o["rps"] / b["rps"] for o, b in zip(ours, bases, strict=True)]
+    samples = soaked["samples"]
     report = {
         "loop": args.loop,
-        "bare_rps": round(base["rps"]),
-        "bare_p50_ms": base["p50_ms"], "bare_p99_ms": base["p99_ms"],
-        "collector_rps": round(ours["rps"]), "collector_p50_ms": ours["p50_ms"],
-        "collector_p99_ms": ours["p99_ms"], "ratio": round(ours["rps"] / base["rps"], 3),
+        "bare_rps": round(median([r["rps"] for r in bases])),
+        "bare_p99_ms": median([r["p99_ms"] for r in bases]),
+        "collector_rps": round(rps),
+        "collector_p50_ms": median([r["p50_ms"] for r in ours]),
+        "collector_p99_ms": median([r["p99_ms"] for r in ours]),
+        "ratio_median": round(median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
         "paced_rps": round(paced_result["rps"]), "paced_p50_ms": paced_result["p50_ms"],
         "paced_p99_ms": paced_result["p99_ms"],
-        "soak_events": soak["requests"], "rss_before_soak_mb": round(start_rss / 1024, 1),
-        "rss_after_soak_mb": round(end_rss / 1024, 1),
+        "soak_events": soaked["requests"],
+        "rss_before_soak_mb": round(soaked["start_rss"] / 1024, 1),
+        "rss_after_soak_mb": round(soaked["end_rss"] / 1024, 1),
         "rss_samples_mb": [round(r / 1024, 1) for r in samples[:: max(1, len(samples) // 10)]],
-        "errors": base["errors"] + ours["errors"] + paced_result["errors"] + soak["errors"],
-        "non2xx": ours["non2xx"] + paced_result["non2xx"] + soak["non2xx"],
+        "errors": sum(r["errors"] for r in [*bases, *ours, paced_result, soaked]),
+        "non2xx": sum(r["non2xx"] for r in [*ours, paced_result, soaked]),
     }
     print(json.dumps(report, indent=2))
 

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 Clock = Callable[[], int]  # epoch milliseconds
@@ -22,8 +22,12 @@ SALT_BYTES = 32
 _SALT_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.salt$")
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+DAY_MS = 86_400_000
+
+
 def utc_day(epoch_ms: int) -> date:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).date()
+    return date.fromordinal(_EPOCH_ORDINAL + epoch_ms // DAY_MS)  # integer maths: hot path
 
 
 class SaltStore:
@@ -130,10 +134,14 @@ class VisitorIds:
         self.clock = clock
         self.timeout_ms = timeout_ms
         self._day: date | None = None
+        self._day_number = -1
         self._recent: dict[str, int] = {}
         self._yesterday: dict[str, int] = {}
 
     def _roll(self, now_ms: int) -> date:
+        if self._day is not None and self._day_number == now_ms // DAY_MS:
+            return self._day
+        self._day_number = now_ms // DAY_MS
         today = utc_day(now_ms)
         if today != self._day:
             if self._day is not None and today - self._day == timedelta(days=1):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import threading
 import time
@@ -118,6 +119,8 @@ class _UUID7:
     """Time-ordered, unique ids (RFC 9562 UUIDv7), monotonic within the process."""
 
     def __init__(self) -> None:
+        # Ids need uniqueness, not secrecy: a seeded PRNG spares two syscalls per event.
+        self._random = random.Random(os.urandom(16))
         self._lock = threading.Lock()
         self._last_ms = 0
         self._seq = 0
@@ -131,10 +134,10 @@ class _UUID7:
                     epoch_ms += 1
                     self._seq = 0
             else:
-                self._seq = int.from_bytes(os.urandom(2)) & 0x3FF
+                self._seq = self._random.getrandbits(10)
             self._last_ms = epoch_ms
             seq = self._seq
-        rand = int.from_bytes(os.urandom(8)) & 0x3FFFFFFFFFFFFFFF
+            rand = self._random.getrandbits(62)
         value = (epoch_ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
         h = f"{value:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
