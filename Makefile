@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.collector
+	$(BIN)/python -m bench.pipeline --events 5200000 --memory-limit 3GB
 
 tracker:
 	$(PYTHON) collector/static/build.py
