@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import gc
 import hashlib
 import ipaddress
 import logging
@@ -75,13 +74,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     app[VISITORS] = visitors
     app[WRITER] = writer
     app[ENRICHER] = Enricher(config, visitors)
-    # The lookup tables are millions of long-lived objects; keep the cyclic GC from
-    # rescanning them on every full collection under load.
-    gc.freeze()
     tasks = [asyncio.create_task(_every(MAINTENANCE_S, visitors.prune))]
     if config.collector.fsync_interval_s > 0:
-        tasks.append(asyncio.create_task(
-            _every(config.collector.fsync_interval_s, lambda: _sync(writer))))
+        tasks.append(asyncio.create_task(_sync_every(config.collector.fsync_interval_s, writer)))
     log.info("collector started", extra={"fields": {"logs": str(config.logs_dir)}})
     yield
     for task in tasks:
@@ -93,9 +88,12 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("collector stopped", extra={"fields": {"accepted": app[METRICS].accepted}})
 
 
-def _sync(writer: LogWriter) -> None:
-    if writer.needs_sync:
-        writer.sync()
+async def _sync_every(seconds: float, writer: LogWriter) -> None:
+    """fsync in a thread: a slow disk must not stall the event loop and every request."""
+    while True:
+        await asyncio.sleep(seconds)
+        if writer.needs_sync:
+            await asyncio.to_thread(writer.sync)
 
 
 async def _every(seconds: float, fn: Callable[[], None]) -> None:

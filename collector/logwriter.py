@@ -84,10 +84,12 @@ class LogWriter:
             self.close()
 
     def sync(self) -> None:
-        if self._fd is not None:
+        """fsync the current file; safe from a thread (a rotated-away fd is fsynced on close)."""
+        self._unsynced = False  # before the fsync: writes during it stay marked
+        fd = self._fd
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.fsync(self._fd)
-        self._unsynced = False
+                os.fsync(fd)
 
     @property
     def needs_sync(self) -> bool:
