@@ -107,7 +107,9 @@ def folded_query(con: duckdb.DuckDBPyConnection, table: str, min_visitors: int) 
             select.append(f"sum({name})::bigint as {name}")
         elif name in weights:
             w = weights[name]
-            select.append(f"sum({name} * {w}) / nullif(sum({w}), 0) as {name}")
+            # integer milliseconds, so the mean does not depend on the order of rows
+            select.append(f"sum(round({name} * {w} * 1000)::bigint)"
+                          f" / nullif(sum({w}), 0) / 1000 as {name}")
         else:
             select.append(name)
             keys.append(name)
