@@ -161,7 +161,6 @@ def _record(request: web.Request, payload: Payload, accepted: web.Response) -> w
         log.error("log write failed", extra={"fields": {"error": str(exc)}})
         return _refuse(request, 503, "cannot store events right now")
     app[METRICS].accepted += 1
-    app[METRICS].bytes_written += len(data)
     return accepted
 
 
@@ -259,5 +258,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[METRICS].render(),
+    # Bytes written are the writer's own count, not a second tally kept here.
+    text = request.app[METRICS].render(bytes_written=request.app[WRITER].bytes_written)
+    return web.Response(text=text,
                         content_type="text/plain", charset="utf-8")

@@ -11,9 +11,8 @@ class Metrics:
     accepted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     rejected: Counter[int] = field(default_factory=Counter)
-    bytes_written: int = 0
 
-    def render(self) -> str:
+    def render(self, bytes_written: int) -> str:
         out = [
             "# HELP footfall_events_accepted_total Events written to the log.",
             "# TYPE footfall_events_accepted_total counter",
@@ -28,6 +27,6 @@ class Metrics:
               for s, n in sorted(self.rejected.items())),
             "# HELP footfall_log_bytes_written_total Bytes appended to the event logs.",
             "# TYPE footfall_log_bytes_written_total counter",
-            f"footfall_log_bytes_written_total {self.bytes_written}",
+            f"footfall_log_bytes_written_total {bytes_written}",
         ]
         return "\n".join(out) + "\n"
