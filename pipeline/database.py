@@ -24,6 +24,7 @@ import duckdb
 
 from footfall.config import Config
 from footfall.errors import PipelineError
+from pipeline import models
 
 
 def work_dir(cfg: Config) -> Path:
@@ -32,6 +33,10 @@ def work_dir(cfg: Config) -> Path:
 
 def build_path(cfg: Config) -> Path:
     return work_dir(cfg) / "build.duckdb"
+
+
+def work_path(cfg: Config) -> Path:
+    return work_dir(cfg) / "work.duckdb"
 
 
 def tmp_dir(cfg: Config) -> Path:
@@ -58,9 +63,9 @@ def run_lock(cfg: Config) -> Iterator[None]:
 
 def clean_work_files(cfg: Config) -> None:
     """Remove what a crashed run left behind."""
-    build = build_path(cfg)
-    for leftover in (build, build.with_name(build.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    for db in (build_path(cfg), work_path(cfg)):
+        for leftover in (db, db.with_name(db.name + ".wal")):
+            leftover.unlink(missing_ok=True)
     shutil.rmtree(tmp_dir(cfg), ignore_errors=True)
     tmp_dir(cfg).mkdir(parents=True)
 
@@ -87,6 +92,10 @@ def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
     con.execute(f"set temp_directory = '{_quote(str(spill))}'")
     con.execute("set preserve_insertion_order = false")
     con.execute("set enable_progress_bar = false")  # quiet for cron; steps report progress
+    # large staging tables live in a second file, so they never bloat the published one;
+    # models find them by name through the search path
+    con.execute(f"attach '{_quote(str(work_path(cfg)))}' as {models.WORK}")
+    con.execute(f"set search_path = 'main,{models.WORK}'")
     return con
 
 
@@ -104,6 +113,7 @@ def _fsync(path: Path) -> None:
 
 def publish(cfg: Config, con: duckdb.DuckDBPyConnection) -> None:
     """Checkpoint the build copy and swap it in for the published database atomically."""
+    con.execute(f"detach {models.WORK}")
     con.execute("checkpoint")
     con.close()
     build = build_path(cfg)

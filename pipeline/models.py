@@ -5,6 +5,10 @@ name. Its first line says how the runner materialises it:
 
     -- materialized: view                          a temp view, rebuilt every run
     -- materialized: table                         a temp table, rebuilt every run
+    -- materialized: work table                    a table in the run's own work database:
+                                                   stored compressed and paged out as needed,
+                                                   so a large staging table does not crowd
+                                                   DuckDB's memory; gone after the run
     -- materialized: table, or a view on a fresh database
                                                    a temp view when nothing is stored yet
                                                    (a full run): there it would be a copy
@@ -29,6 +33,9 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+
+#: The catalog of the run's work database (see database.open_build).
+WORK = "work"
 
 #: The run order. Layers never read a later layer; within a layer, this order.
 ORDER: tuple[str, ...] = (
@@ -70,7 +77,7 @@ AFFECTED = {
 
 _NAMES = r"[a-z_]+(?:, [a-z_]+)*"
 _HEADER = re.compile(
-    r"^-- materialized: (?P<kind>view|table(?P<lazy>, or a view on a fresh database)?"
+    r"^-- materialized: (?P<kind>view|work table|table(?P<lazy>, or a view on a fresh database)?"
     rf"|incremental by (?P<key>{_NAMES})"
     rf"|merge on (?P<merge_key>[a-z_]+), updating (?P<updates>{_NAMES}))\s*$"
 )
@@ -82,7 +89,7 @@ class Model:
     name: str
     layer: str
     sql: str
-    kind: str  # view | table | incremental | merge
+    kind: str  # view | table | work | incremental | merge
     key: tuple[str, ...] = ()
     updates: tuple[str, ...] = ()  # merge: the columns an existing row takes from the model
     view_when_fresh: bool = False
@@ -102,7 +109,7 @@ def load(name: str) -> Model:
     header = _HEADER.match(sql.splitlines()[0])
     if header is None:
         raise ValueError(f"pipeline/models/{name}.sql must start with '-- materialized: …'")
-    kind = header["kind"].split()[0].rstrip(",")
+    kind = "work" if header["kind"] == "work table" else header["kind"].split()[0].rstrip(",")
     if kind == "merge":
         return Model(table, layer, sql.rstrip().rstrip(";"), kind, (header["merge_key"],),
                      tuple(header["updates"].split(", ")))
@@ -148,6 +155,8 @@ def materialise(
         con.execute(f"create or replace temp view {model.name} as {model.sql}", values)
     elif model.kind == "table":
         con.execute(f"create or replace temp table {model.name} as {model.sql}", values)
+    elif model.kind == "work":
+        con.execute(f"create or replace table {WORK}.{model.name} as {model.sql}", values)
     elif not table_exists(con, model.name):
         con.execute(f"create table {model.name} as {model.sql}", values)
     elif model.kind == "merge":

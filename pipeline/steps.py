@@ -322,13 +322,17 @@ def _build(
 
 def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     """Drop run-scoped views and tables by name, whichever they are."""
-    kinds = dict(con.execute(
-        "select view_name, 'view' from duckdb_views() where temporary "
-        "union all select table_name, 'table' from duckdb_tables() where temporary"
+    found = dict(con.execute(
+        "select view_name, 'view ' || view_name from duckdb_views() where temporary "
+        "union all select table_name, 'table ' || table_name from duckdb_tables() "
+        "where temporary "
+        "union all select table_name, 'table ' || database_name || '.' || table_name "
+        "from duckdb_tables() where database_name = ?",
+        [models.WORK],
     ).fetchall())
     for name in names:
-        if name in kinds:
-            con.execute(f"drop {kinds[name]} {name}")
+        if name in found:
+            con.execute(f"drop {found[name]}")
 
 
 def _reread_grown(
@@ -339,14 +343,22 @@ def _reread_grown(
 ) -> list[sources.Slice]:
     """A source read in place that grew meanwhile may have shown DuckDB a partial line: read
     a private copy of exactly the bytes planned instead."""
-    out = []
-    for n, s in enumerate(slices):
-        if s.in_place and s.path.stat().st_size != s.size:
-            copy = sources.copy_out(s, tmp, n)
-            con.execute("delete from stg_log_lines where file = ?", [str(s.path)])
-            model = models.load("staging/stg_log_lines")
-            con.execute(f"insert into stg_log_lines by name {model.sql}",
-                        {**{k: params[k] for k in model.params}, "files": [str(copy.path)]})
-            s = copy
-        out.append(s)
-    return out
+    copies = {
+        s.path: sources.copy_out(s, tmp, n)
+        for n, s in enumerate(slices)
+        if s.in_place and s.path.stat().st_size != s.size
+    }
+    if not copies:
+        return slices
+    # rebuilt without those lines rather than deleted from: the events mart finds lines by
+    # rowid, which a delete followed by a checkpoint may renumber
+    w = models.WORK
+    con.execute(f"create table {w}.kept_lines as select * from stg_log_lines "
+                "where not list_contains($stale, file)", {"stale": [str(p) for p in copies]})
+    con.execute(f"drop table {w}.stg_log_lines")
+    con.execute(f"alter table {w}.kept_lines rename to stg_log_lines")
+    model = models.load("staging/stg_log_lines")
+    con.execute(f"insert into stg_log_lines by name {model.sql}",
+                {**{k: params[k] for k in model.params},
+                 "files": [str(c.path) for c in copies.values()]})
+    return [copies.get(s.path, s) for s in slices]

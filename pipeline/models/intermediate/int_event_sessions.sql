@@ -12,12 +12,12 @@
 -- pageview. The last pageview of a session without engagement has no time on page.
 --
 -- One narrow row per event (the window functions sort only these columns); the events mart
--- joins it back to the full events.
+-- joins it back to the full lines by line_id.
 
 with
 
 visitor_events as (
-    select site, visitor_id, occurred_at, event_id, name, interactive, engaged_ms
+    select line_id, site, visitor_id, occurred_at, event_id, name, interactive, engaged_ms
     from int_visitor_events
 ),
 
@@ -84,6 +84,7 @@ page_times as (
 final as (
     select
         sessioned.event_id,
+        sessioned.line_id,
         sessioned.site,
         sessioned.visitor_id,
         sessioned.session_id,

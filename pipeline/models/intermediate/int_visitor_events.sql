@@ -1,7 +1,7 @@
 -- materialized: view
 --
 -- Every event, stored or new, of the visitors this run recomputes: the columns
--- sessionisation needs.
+-- sessionisation needs, and for a new event the stg_log_lines row it came from.
 
 with
 
@@ -10,13 +10,16 @@ affected_visitors as (
 ),
 
 stored_events as (
-    select event_id, site, visitor_id, occurred_at, name, interactive, engaged_ms
+    select
+        null::bigint as line_id, event_id, site, visitor_id, occurred_at, name, interactive,
+        engaged_ms
     from previous_events
     semi join affected_visitors using (site, visitor_id)
 ),
 
 new_events as (
-    select event_id, site, visitor_id, occurred_at, name, interactive, engaged_ms
+    select
+        line_id, event_id, site, visitor_id, occurred_at, name, interactive, engaged_ms
     from int_new_events
 ),
 

@@ -3,12 +3,12 @@
 -- Every ingested event, one row per event id, with its local date and session. Public: see
 -- docs/schema.md. New events are inserted; the stored events of the visitors this run
 -- recomputed get their new session, local time and time on page (their other columns never
--- change, so only the new events carry them here).
+-- change, so only the new events carry them here, from the log lines they were read from).
 
 with
 
-new_events as (
-    select * from int_new_events
+new_lines as (
+    select rowid as line_id, * exclude (file, is_valid) from stg_log_lines
 ),
 
 event_sessions as (
@@ -19,37 +19,37 @@ final as (
     select
         event_sessions.event_id,
         event_sessions.site,
-        new_events.occurred_at,
+        new_lines.occurred_at,
         event_sessions.local_time::date as date,
         hour(event_sessions.local_time) as hour,
         event_sessions.local_time,
-        new_events.name,
-        new_events.path,
+        new_lines.name,
+        new_lines.path,
         event_sessions.visitor_id,
         event_sessions.session_id,
-        new_events.hostname,
-        new_events.referrer,
-        new_events.source,
-        new_events.utm_source,
-        new_events.utm_medium,
-        new_events.utm_campaign,
-        new_events.utm_term,
-        new_events.utm_content,
-        new_events.browser,
-        new_events.browser_version,
-        new_events.os,
-        new_events.os_version,
-        new_events.device,
-        new_events.country,
-        new_events.screen_width,
-        new_events.props,
-        new_events.interactive,
-        new_events.engaged_ms,
-        new_events.scroll_pct,
+        new_lines.hostname,
+        new_lines.referrer,
+        new_lines.source,
+        new_lines.utm_source,
+        new_lines.utm_medium,
+        new_lines.utm_campaign,
+        new_lines.utm_term,
+        new_lines.utm_content,
+        new_lines.browser,
+        new_lines.browser_version,
+        new_lines.os,
+        new_lines.os_version,
+        new_lines.device,
+        new_lines.country,
+        new_lines.screen_width,
+        new_lines.props,
+        new_lines.interactive,
+        new_lines.engaged_ms,
+        new_lines.scroll_pct,
         event_sessions.is_interactive,
         event_sessions.time_on_page_s
     from event_sessions
-    left join new_events using (event_id)
+    left join new_lines using (line_id)
 )
 
 select * from final

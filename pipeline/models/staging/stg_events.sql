@@ -1,13 +1,17 @@
 -- materialized: view
 --
--- The valid events read this run, each event id once. When the same id was read more than
--- once (a copied file, a re-read .gz) one copy is kept, chosen by content so the choice does
--- not depend on file names or read order.
+-- The valid events read this run, each event id once, as the narrow columns the later models
+-- work with; `line_id` finds the rest of a line in stg_log_lines (its rowid), so the wide rows
+-- are carried only once, into the events mart. When the same id was read more than once (a
+-- copied file, a re-read .gz) one copy is kept, chosen by content so the choice does not
+-- depend on file names or read order.
 
 with
 
 log_lines as (
-    select * exclude (file, is_valid)
+    select
+        rowid as line_id, event_id, site, visitor_id, occurred_at, name, interactive,
+        engaged_ms
     from stg_log_lines
     where is_valid
 ),
@@ -21,9 +25,12 @@ unique_events as (
 ),
 
 chosen_repeats as (
-    select *
-    from log_lines
+    select
+        rowid as line_id, event_id, site, visitor_id, occurred_at, name, interactive,
+        engaged_ms
+    from stg_log_lines
     semi join repeated_ids using (event_id)
+    where is_valid
     qualify row_number() over (
         partition by event_id
         order by occurred_at, site, visitor_id, name, path, props::varchar

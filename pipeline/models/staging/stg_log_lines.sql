@@ -1,4 +1,4 @@
--- materialized: table
+-- materialized: work table
 --
 -- Every non-blank line read this run, one row each, with `is_valid` saying whether it keeps
 -- the log line contract (v1, docs/log-format.md). This is the only model that reads the logs.
