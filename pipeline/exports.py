@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -173,36 +174,94 @@ def _param(query: str, min_visitors: int) -> dict[str, object]:
     return {"min_visitors": min_visitors} if "$min_visitors" in query else {}
 
 
+def create_table(con: duckdb.DuckDBPyConnection) -> None:
+    """What each raw day file holds, so a run rewrites only the days whose rows changed."""
+    con.execute(
+        "create table if not exists pipeline.raw_exports ("
+        "site varchar, date date, digest ubigint, size bigint, primary key (site, date))"
+    )
+
+
+def carry_over(con: duckdb.DuckDBPyConnection, published: Path) -> None:
+    """A `--full` run starts from an empty database; it takes over what the published one
+    knows of the raw day files on disk, so it too rewrites only the days that changed."""
+    con.execute(f"attach '{_quote(published)}' as published (read_only)")
+    try:
+        con.execute("insert into pipeline.raw_exports "
+                    "select * from published.pipeline.raw_exports")
+    except duckdb.CatalogException:  # published by a version without the table
+        pass
+    finally:
+        con.execute("detach published")
+
+
 def _write_raw_days(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, full: bool) -> None:
-    """One file per site and local day, for the affected days, written in one pass."""
-    if cfg.privacy.min_visitors > 0:
+    """One file per site and local day, for the days whose rows changed, in one pass.
+
+    A day's digest combines a hash of every row (in any order) with the file layout. A day
+    whose digest matches the one stored for a file still on disk with its recorded size is
+    skipped, so `--full` and config-driven rebuilds rewrite only what actually changed, and
+    tools that sync the exports see unchanged files untouched.
+    """
+    if cfg.privacy.min_visitors > 0:  # they would undo the folding; remove any written before
+        for site in cfg.sites:
+            shutil.rmtree(root / site.domain / "raw", ignore_errors=True)
+        con.execute("delete from pipeline.raw_exports")
         return
+    columns = _columns(con, "events")
+    layout = ",".join(f"{name} {kind}" for name, kind in columns)
     scope = "select distinct site, date from events" if full else "select * from int_affected_days"
-    days = con.execute(f"{scope} order by all").fetchall()
-    if not days:
+    digests = {
+        (site, day): digest
+        for site, day, digest in con.execute(
+            "select site, date, hash(bit_xor(hash(events)), $layout) "
+            f"from events semi join ({scope}) using (site, date) group by site, date",
+            {"layout": layout},
+        ).fetchall()
+    }
+    recorded = "pipeline.raw_exports" if full else \
+        "(select * from pipeline.raw_exports semi join int_affected_days using (site, date))"
+    stored = {(site, day): (digest, size) for site, day, digest, size in con.execute(
+        f"select site, date, digest, size from {recorded}").fetchall()}
+    scope_days = set() if full else set(con.execute(scope).fetchall())
+
+    def target(site: str, day: date) -> Path:
+        return root / site / "raw" / f"{day.isoformat()}.csv"
+
+    def unchanged(key: tuple[str, date]) -> bool:
+        before = stored.get(key)
+        path = target(*key)
+        return before is not None and before[0] == digests[key] and path.is_file() \
+            and path.stat().st_size == before[1]
+
+    for key in (set(stored) | scope_days) - set(digests):  # the day has no events any more
+        target(*key).unlink(missing_ok=True)
+        con.execute("delete from pipeline.raw_exports where site = ? and date = ?", list(key))
+    changed = sorted(key for key in digests if not unchanged(key))
+    if not changed:
         return
+    con.execute("create or replace temp table raw_changed (site varchar, date date)")
+    con.executemany("insert into raw_changed values (?, ?)", changed)
     staging = root / ".raw.new"
     shutil.rmtree(staging, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     # DuckDB's partitioned writer does not keep an ORDER BY, and sorting a day's rows one
     # COPY at a time costs more than the whole export; rows are in no particular order.
-    select = _csv_select(
-        con, _columns(con, "events"),
-        f"select * from events semi join ({scope}) using (site, date)",
-    )
+    select = _csv_select(con, columns,
+                         "select * from events semi join raw_changed using (site, date)")
     con.execute(
         f"copy ({select}) to '{_quote(staging)}' (format csv, header true, "
         "new_line '\\r\\n', partition_by (site, date), write_partition_columns true)"
     )
-    for site, day in days:
-        target = root / site / "raw" / f"{day.isoformat()}.csv"
-        written = list((staging / f"site={site}" / f"date={day.isoformat()}").glob("*.csv"))
-        if not written:  # the day has no events any more
-            target.unlink(missing_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(written[0], target)
+    written = []
+    for site, day in changed:
+        path = target(site, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(next((staging / f"site={site}" / f"date={day.isoformat()}").glob("*.csv")),
+                   path)
+        written.append([site, day, digests[site, day], path.stat().st_size])
     shutil.rmtree(staging, ignore_errors=True)
+    con.executemany("insert or replace into pipeline.raw_exports values (?, ?, ?, ?)", written)
 
 
 def _write_parquet(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, full: bool) -> None:

@@ -117,6 +117,7 @@ def _create_state_tables(con: duckdb.DuckDBPyConnection) -> None:
         "create table if not exists pipeline.runs (finished_at timestamp, summary json)"
     )
     quarantine.create_table(con)
+    exports.create_table(con)
 
 
 def _seed(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
@@ -251,6 +252,8 @@ def _build(
     }
     sites = frozenset(s.domain for s in cfg.sites)
     _create_state_tables(con)
+    if fresh and cfg.database.exists():
+        exports.carry_over(con, cfg.database)
     _seed(con, cfg)
     models.create_macros(con)
 

@@ -157,3 +157,45 @@ def test_exports_are_rewritten_identically_by_a_full_run(tmp_path: Path, min_vis
     incremental = contents()
     pipeline.run(cfg, full=True, progress=None)
     assert contents() == incremental
+
+
+def test_only_changed_raw_days_are_rewritten(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    oracle.write_lines(cfg.logs_dir / "a.jsonl", oracle.generate(visitors=12))
+    pipeline.run(cfg, progress=None)
+    raw = sorted((cfg.site_dir / "exports").glob("*/raw/*.csv"))
+    assert len(raw) > 4
+
+    def stamps() -> dict[Path, tuple[int, int]]:
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns)
+                for p in (cfg.site_dir / "exports").glob("*/raw/*.csv")}
+
+    before = stamps()
+    pipeline.run(cfg, full=True, progress=None)
+    assert stamps() == before  # same rows: the files are left alone
+
+    raw[0].unlink()
+    raw[1].write_text("edited by hand\r\n")
+    pipeline.run(cfg, full=True, progress=None)
+    after = stamps()
+    assert set(after) == set(before)
+    assert {p for p in after if after[p] != before[p]} == {raw[0], raw[1]}
+    assert read_csv(raw[1])[0]["event_id"]
+
+    # a shorter session timeout changes session ids: every affected day is written again
+    cfg = make_cfg(tmp_path, sessions={"timeout_minutes": 1})
+    pipeline.run(cfg, progress=None)
+    con = duckdb.connect(str(cfg.database), read_only=True)
+    try:
+        for path in raw:
+            site, day = path.parent.parent.name, path.stem
+            want = set(con.execute("select event_id, session_id from events "
+                                   "where site = ? and date = ?", [site, day]).fetchall())
+            assert {(r["event_id"], r["session_id"]) for r in read_csv(path)} == want, path
+    finally:
+        con.close()
+
+    # turning small-count suppression on removes the raw days written before
+    cfg = make_cfg(tmp_path, sessions={"timeout_minutes": 1}, privacy={"min_visitors": 2})
+    pipeline.run(cfg, full=True, progress=None)
+    assert not any((cfg.site_dir / "exports").glob("*/raw/*.csv"))
