@@ -77,7 +77,9 @@ BREAKDOWNS = {
 }
 
 OTHER = "(other)"
-_FORMULA_START = "('=', '+', '-', '@', chr(9), chr(13))"
+#: = + - @ tab CR, as code points: comparing ascii() of the first character is about twice as
+#: fast as taking it as a string, on every text cell of the raw export
+_FORMULA_START = "(61, 43, 45, 64, 9, 13)"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -126,7 +128,7 @@ def _csv_select(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]], 
     for name, kind in columns:
         if kind in ("VARCHAR", "JSON"):
             cells.append(
-                f"case when left({name}::varchar, 1) in {_FORMULA_START} "
+                f"case when ascii({name}::varchar) in {_FORMULA_START} "
                 f"then '''' || {name}::varchar else {name}::varchar end as {name}"
             )
         elif kind == "TIMESTAMP":  # ISO 8601; `*_at` columns are UTC, as the names promise
