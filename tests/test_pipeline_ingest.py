@@ -203,3 +203,37 @@ def test_sql_checks_agree_with_python_reasons(validator: Any, changes: dict[str,
         return
     sql_ok, python_ok = validator(raw)
     assert sql_ok == python_ok, (raw, quarantine.reason(raw, frozenset(oracle.SITES)))
+
+
+def test_a_file_growing_while_it_is_read_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """The collector appends to today's file during a run: the lines it adds while DuckDB
+    reads the file in place are taken by the next run, whole and once."""
+    import threading
+
+    cfg = make_cfg(tmp_path)
+    log = cfg.logs_dir / "today.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"".join(line(id=f"a{i}") + b"\n" for i in range(40_000)))
+    stop = threading.Event()
+    appended = 0
+
+    def collector() -> None:
+        nonlocal appended
+        with open(log, "ab", buffering=0) as f:
+            while not stop.is_set():
+                f.write(line(id=f"b{appended}") + b"\n")
+                appended += 1
+                stop.wait(0.0005)
+
+    writer = threading.Thread(target=collector)
+    writer.start()
+    try:
+        first = pipeline.run(cfg, progress=None)
+    finally:
+        stop.set()
+        writer.join()
+    second = pipeline.run(cfg, progress=None)
+    assert appended > 0
+    assert first.quarantined == second.quarantined == 0
+    assert first.new_events + second.new_events == 40_000 + appended
+    assert count(cfg, "select count(distinct event_id) from events") == 40_000 + appended
