@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -181,33 +181,17 @@ def _merge(con: duckdb.DuckDBPyConnection, model: Model, values: Mapping[str, An
     con.execute(f"create or replace temp table {changes} as {model.sql}", values)
     new_values = ", ".join(f"source.{c} as {c}" for c in model.updates)
     differs = " or ".join(f"stored.{c} is distinct from source.{c}" for c in model.updates)
+    # one pass over the stored table: the rows it already holds, with their new values
     con.execute(
         f"create or replace temp table {rewritten} as "
-        f"select stored.* replace ({new_values}) "
-        f"from {name} as stored join {changes} as source using ({key}) where {differs}"
+        f"select stored.* replace ({new_values}), {differs} as changed "
+        f"from {name} as stored join {changes} as source using ({key})"
     )
-    con.execute(
-        f"insert into {name} by name select * from {changes} "
-        f"anti join {name} using ({key})"
-    )
-    con.execute(f"delete from {name} using {rewritten} where {name}.{key} = {rewritten}.{key}")
-    con.execute(f"insert into {name} by name select * from {rewritten}")
+    con.execute(f"insert into {name} by name select * from {changes} "
+                f"anti join {rewritten} using ({key})")
+    con.execute(f"delete from {name} using {rewritten} "
+                f"where {name}.{key} = {rewritten}.{key} and {rewritten}.changed")
+    con.execute(f"insert into {name} by name "
+                f"select * exclude (changed) from {rewritten} where changed")
     con.execute(f"drop table {changes}")
     con.execute(f"drop table {rewritten}")
-
-
-def run_all(
-    con: duckdb.DuckDBPyConnection,
-    params: Mapping[str, Any],
-    before: Callable[[Model], None] | None = None,
-    start_after: str | None = None,
-) -> None:
-    """Materialise every model in ORDER (or those after `start_after`)."""
-    started = start_after is None
-    for model in all_models():
-        if not started:
-            started = model.name == start_after
-            continue
-        if before is not None:
-            before(model)
-        materialise(con, model, params)

@@ -301,6 +301,9 @@ def _build(
                            "stg_log_lines")  # the largest temp table, now spent
             elif name == "intermediate/int_affected_days":
                 summary.days_rebuilt = _count(con, "int_affected_days")
+                first, last = con.execute(
+                    "select min(date), max(date) from int_affected_days").fetchone() or (None, None)
+                params.update(first_affected_day=first, last_affected_day=last)
                 summary.visitors_recomputed = _count(con, "int_affected_visitors")
 
     with show.step(summary, "export"):

@@ -12,6 +12,9 @@ recomputed_events as (
     select *
     from events
     semi join int_affected_visitors using (site, visitor_id)
+    -- implied (a recomputed visitor's events are all on affected days), but as constants the
+    -- bounds let DuckDB skip stored row groups of other days
+    where date between $first_affected_day and $last_affected_day
 ),
 
 final as (
