@@ -20,8 +20,9 @@ name. Its first line says how the runner materialises it:
                                                    inserted, existing rows get columns a, b
                                                    (rewritten, only where those changed)
 
-The runner assembles no SQL beyond wrapping a file in `create … as` / `insert into … by name`
-and a `delete … using` on the key columns named in that header. Values go in as parameters.
+The runner assembles no SQL beyond wrapping a file in `create … as` / `insert into … by name`,
+a `delete … using` on the key columns named in that header, and for a merge the join that
+finds which stored rows changed. Values go in as parameters.
 """
 
 from __future__ import annotations
