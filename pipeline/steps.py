@@ -298,7 +298,7 @@ def _build(
                 summary.duplicate_events = valid_lines - summary.new_events
             elif name == "marts/events":
                 _drop_temp(con, "int_new_events", "stg_events", "stg_repeated_ids",
-                           "stg_log_lines")  # the largest temp table, now spent
+                           "stg_log_lines")  # the wide staging rows, now spent
             elif name == "intermediate/int_affected_days":
                 summary.days_rebuilt = _count(con, "int_affected_days")
                 first, last = con.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,6 @@ def test_sql_checks_agree_with_python_reasons(validator: Any, changes: dict[str,
 def test_a_file_growing_while_it_is_read_loses_and_repeats_nothing(tmp_path: Path) -> None:
     """The collector appends to today's file during a run: the lines it adds while DuckDB
     reads the file in place are taken by the next run, whole and once."""
-    import threading
-
     cfg = make_cfg(tmp_path)
     log = cfg.logs_dir / "today.jsonl"
     log.parent.mkdir(parents=True)
