@@ -286,7 +286,12 @@ def panels() -> list[tuple[Mart, Panel]]:
     return [(m, p) for m in MARTS for p in m.panels]
 
 
-def add_up_sql(mart: Mart, source: str, columns: list[str], fold: bool = False) -> str:
+#: The small-count rule (`privacy.min_visitors`) as a condition on a row.
+SMALL_COUNT = "visitors > 0 and visitors < $min_visitors"
+
+
+def add_up_sql(mart: Mart, source: str, columns: list[str], fold: bool = False,
+               fold_when: str | None = None, fold_labels: tuple[str, ...] = ()) -> str:
     """`source`, a query with the given `columns`, added up: one row per value of every
     column the mart does not add (labels and keys, and any column it does not know, such as
     a period), each figure by its own rule, weighted means staying weighted.
@@ -297,14 +302,19 @@ def add_up_sql(mart: Mart, source: str, columns: list[str], fold: bool = False) 
     tables and CSVs, the exports and the Parquet files all fold through here, so none of them
     shows a row that another hides; `visitors` is then the row's own figure (a day's, or a
     period's once `source` has added the days up).
+
+    `fold_when` folds by another condition on the source's rows (which may use columns not in
+    `columns`, such as a rank), and `fold_labels` names the labels a fold sets to `(other)`
+    (by default the dimension alone).
     """
+    when = SMALL_COUNT if fold else fold_when
+    folded = fold_labels or ((mart.dimension,) if mart.dimension else ())
     known = {c.name: c for c in mart.columns}
     select, keys = [], []
     for position, name in enumerate(columns, start=1):
         col = known.get(name)
-        if fold and name == mart.dimension:
-            select.append(f"case when visitors > 0 and visitors < $min_visitors "
-                          f"then '{OTHER}' else {name} end as {name}")
+        if when is not None and name in folded:
+            select.append(f"case when {when} then '{OTHER}' else {name} end as {name}")
             keys.append(str(position))
         elif col is not None and col.adds == "sum":
             select.append(f"sum({name})::bigint as {name}")
@@ -316,8 +326,21 @@ def add_up_sql(mart: Mart, source: str, columns: list[str], fold: bool = False) 
         else:
             select.append(name)
             keys.append(str(position))
-    # group by position: a folded dimension is grouped by its folded value
+    # group by position: a folded label is grouped by its folded value
     return f"select {', '.join(select)} from ({source}) group by {', '.join(keys)}"
+
+
+def top_sql(mart: Mart, source: str, columns: list[str], within: list[str],
+            order: list[str], limit: int, fold_labels: tuple[str, ...] = ()) -> str:
+    """Keep the `limit` first rows of each `within` group by `order` (largest first, ties by
+    the labels), and fold every later row into `(other)`: a bound on what a table shows
+    however many distinct values an attacker sends."""
+    labels = [*mart.group, str(mart.dimension)]
+    ranking = ", ".join([*(f"{c} desc" for c in order), *(f"{c} nulls last" for c in labels)])
+    ranked = (f"select *, row_number() over (partition by {', '.join(within)} "
+              f"order by {ranking}) as row_rank from ({source})")
+    return add_up_sql(mart, ranked, columns, fold_when=f"row_rank > {int(limit)}",
+                      fold_labels=fold_labels)
 
 
 def schema_doc() -> str:

@@ -190,10 +190,20 @@ def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
             sites[site].hours.setdefault(day, {})[int(hour)] = (int(visitors), int(pageviews))
 
 
+#: At most this many rows per panel (per group of a grouped panel) reach its CSV; the rest
+#: are folded into `(other)`. The page shows a panel's own `top` of them. A bound on render
+#: time, memory and page size however many distinct paths, names or values an attacker sends.
+PANEL_ROWS = 1000
+#: At most this many (event, prop) tables per page in a grouped panel (event properties),
+#: the largest by the panel's figure; the rest fold into one `(other) · (other)` table.
+PANEL_GROUPS = 20
+
+
 def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, SiteData],
                min_visitors: int) -> None:
     """The mart added up over every period of every site, folded by the small-count rule,
-    then each of its panels' rows. Identifiers come from the registry, never from data."""
+    then each of its panels' rows, bounded in SQL (PANEL_ROWS, PANEL_GROUPS). Identifiers
+    come from the registry, never from data."""
     labels = [*mart.group, str(mart.dimension)]
     figures = [c.name for c in mart.columns if c.adds]
     columns = ["site", "key", *labels, *figures]
@@ -204,17 +214,31 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
     if min_visitors > 0:
         query = marts.add_up_sql(mart, query, columns, fold=True)
     params = {"min_visitors": min_visitors} if min_visitors > 0 else {}
-    collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
+    con.execute(f"create or replace temp table period_rows as {query}", params)
     n = len(labels)
-    for row in con.execute(query, params).fetchall():
-        site, key = row[0], row[1]
-        if site in sites:
-            *group, label = row[2:2 + n]
-            values = dict(zip(figures, row[2 + n:], strict=True))
-            collected[(site, key)].append((tuple(group), label, values))
-    for (site, key), rows in collected.items():
-        for panel in mart.panels:
-            sites[site].breakdowns[(key, panel.key)] = panel_rows(panel, rows)
+    for panel in mart.panels:
+        rows = "select * from period_rows"
+        if mart.group:
+            group = ", ".join(mart.group)
+            ranked = (f"select *, dense_rank() over (partition by site, key order by "
+                      f"group_total desc, {group}) as group_rank from (select *, "
+                      f"sum({panel.bar}) over (partition by site, key, {group}) as group_total "
+                      f"from period_rows)")
+            rows = marts.add_up_sql(mart, ranked, columns,
+                                    fold_when=f"group_rank > {PANEL_GROUPS}",
+                                    fold_labels=tuple(labels))
+        rows = marts.top_sql(mart, rows, columns, ["site", "key", *mart.group],
+                             [f.column for f in panel.figures], PANEL_ROWS)
+        collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
+        for row in con.execute(rows).fetchall():
+            site, key = row[0], row[1]
+            if site in sites:
+                *group_labels, label = row[2:2 + n]
+                values = dict(zip(figures, row[2 + n:], strict=True))
+                collected[(site, key)].append((tuple(group_labels), label, values))
+        for (site, key), found in collected.items():
+            sites[site].breakdowns[(key, panel.key)] = panel_rows(panel, found)
+    con.execute("drop table period_rows")
 
 
 def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
