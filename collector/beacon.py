@@ -112,6 +112,11 @@ def decode_query(query: Mapping[str, str]) -> Payload:
             raw[key] = value.lower() not in ("0", "false", "no")
         else:
             raw[key] = value
+    return from_object(raw)
+
+
+def from_object(raw: Mapping[str, Any]) -> Payload:
+    """Validate a beacon already parsed into Python values (the GET form, the demo)."""
     try:
         return _check_text(msgspec.convert(raw, Payload))
     except msgspec.ValidationError as exc:

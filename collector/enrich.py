@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Protocol
 
 from collector.beacon import Payload
 from collector.geo import CountryLookup
-from collector.identity import VisitorIds
 from collector.paths import parse_page_url
 from collector.referrer import Referrers
 from collector.useragent import AgentParser
@@ -27,8 +27,15 @@ class Dropped:
     reason: str
 
 
+class Visitors(Protocol):
+    """Where visitor ids come from: `collector.identity.VisitorIds` in the collector; the demo,
+    whose generated events carry ids already, passes its own."""
+
+    def visitor(self, site: str, ip: str, user_agent: str, now_ms: int) -> str: ...
+
+
 class Enricher:
-    def __init__(self, config: Config, visitors: VisitorIds) -> None:
+    def __init__(self, config: Config, visitors: Visitors) -> None:
         self.sites = {s.domain: s for s in config.sites}
         self.agents = AgentParser()
         self.countries = CountryLookup(config.collector.geoip_database)
