@@ -1,0 +1,692 @@
+"""Web server access logs → log-contract lines, for sites that run no tracker.
+
+`footfall import logs FILE... --site DOMAIN` reads nginx/Apache (`combined`, `common`,
+`vcombined`) or Caddy (`caddy-json`) access logs, plain, gzipped or on stdin. A request is a
+pageview when it is a GET (HEAD too with `head=True`) answered 2xx or 304 for a page (not a
+static asset by extension, or by content type where the format logs it). Everything else a
+pageview needs (bot rules, excluded paths, path redaction, UTM, referrer, browser, OS, device,
+country) is the collector's own `Enricher`, so an imported day reads like a tracked one.
+docs/access-logs.md has the rules and how the figures compare with GoAccess.
+
+Files, per site and source (a source is named by a keyed digest of its first line, so a
+rotated, renamed or gzipped copy of the same log is the same source):
+
+    logs/import/<site>/<source>.jsonl          the events; the pipeline reads them as any log
+    logs/import/<site>/<source>.state          how far the source was read (atomic replace)
+    quarantine/import/<site>/<source>.ndjson   malformed lines: line number, offset, reason
+
+Idempotent and resumable: an event id is derived from site, source and the line's byte offset,
+and the state file records the offset read and the sizes written. Output is appended in whole
+lines, then the state is replaced; a resumed import cuts both files back to the state and
+goes on from its offset, so a kill -9 anywhere loses and duplicates nothing.
+
+Privacy: the IP and user agent are only hashed into a visitor id under a salt per local day
+kept in salts/import/ while the import runs and deleted when it ends (a kill -9 leaves them
+for the resume, which deletes them). Quarantine entries carry no line content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, TextIO
+from zoneinfo import ZoneInfo
+
+import duckdb
+import msgspec
+
+from collector.beacon import from_object
+from collector.enrich import Dropped, Enricher
+from collector.identity import DAY_MS, SaltStore, hash_visitor
+from collector.useragent import Agent, AgentParser
+from footfall import contract as c
+from footfall.config import Config
+from footfall.errors import BeaconError, FootfallError
+
+__all__ = [
+    "ASSET_EXTENSIONS",
+    "FORMATS",
+    "ImportSummary",
+    "import_logs",
+    "imported_id",
+    "is_imported_id",
+]
+
+FORMATS = ("combined", "common", "vcombined", "caddy-json")
+
+#: Paths with these extensions are assets, never pages (matched case-insensitively). GoAccess's
+#: default static-file list plus the modern formats it lacks.
+ASSET_EXTENSIONS = frozenset({
+    ".css", ".js", ".mjs", ".map", ".json", ".xml", ".rss", ".atom", ".txt", ".csv",
+    ".webmanifest", ".wasm", ".jpg", ".jpeg", ".png", ".gif", ".ico", ".svg", ".webp", ".avif",
+    ".bmp", ".tif", ".tiff", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".pdf", ".doc", ".docx",
+    ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".gz", ".tgz", ".tar", ".rar", ".7z", ".exe",
+    ".dmg", ".iso", ".mp3", ".mp4", ".m4a", ".ogg", ".oga", ".ogv", ".webm", ".wav", ".flac",
+    ".mpeg", ".mpg", ".flv", ".avi", ".mov", ".swf",
+})
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
+
+MAX_LINE = 64 * 1024  # Longer lines are quarantined unread: no real request line is this long.
+_FLUSH_LINES = 5_000  # Lines between writes of the output and the state file.
+_IMPORTED_VERSION = "8"  # UUID version nibble of imported ids; the tracker's are version 7.
+
+
+class _Malformed(Exception):
+    """A line that does not match the format; the reason never quotes the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The parts of one access-log line an import uses."""
+
+    ip: str
+    ts_ms: int
+    method: str | None  # None when the request line is not "METHOD TARGET [PROTOCOL]"
+    target: str
+    status: int
+    referrer: str | None
+    user_agent: str
+    host: str | None = None  # vcombined and caddy-json log the virtual host
+    content_type: str | None = None  # caddy-json logs the response's Content-Type
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_CLF = (
+    r"(\S+) \S+ \S+ \[([^\]]+)\] " + _QUOTED + r" (\d{3}) \S+"  # ip ident user [time] "req" st size
+)
+_PATTERNS = {
+    "common": re.compile(_CLF),
+    "combined": re.compile(_CLF + " " + _QUOTED + " " + _QUOTED),
+    "vcombined": re.compile(r"(\S+) " + _CLF + " " + _QUOTED + " " + _QUOTED),
+}
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=1024)
+def _day_start_ms(day_month_year: str, offset: str) -> int:
+    """Epoch ms of local midnight for "10/Oct/2000" at "+0200"; cached: logs repeat days."""
+    try:
+        day = date(int(day_month_year[7:11]), _MONTHS[day_month_year[3:6]],
+                   int(day_month_year[0:2]))
+        sign = {"+": 1, "-": -1}[offset[0]]
+        shift = sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60)
+    except (KeyError, ValueError, IndexError):
+        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000") from None
+    if len(day_month_year) != 11 or len(offset) != 5:
+        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+    return (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS - shift * 1000
+
+
+def _clf_ms(text: str) -> int:
+    if len(text) != 26 or text[11] != ":" or text[20] != " ":
+        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+    try:
+        h, m, s = int(text[12:14]), int(text[15:17]), int(text[18:20])
+    except ValueError:
+        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000") from None
+    if h > 23 or m > 59 or s > 60:
+        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+    return _day_start_ms(text[:11], text[21:]) + (h * 3600 + m * 60 + s) * 1000
+
+
+def _request_line(text: str) -> tuple[str | None, str]:
+    parts = text.split(" ")
+    if len(parts) in (2, 3) and parts[0].isalpha() and parts[0].isupper():
+        return parts[0], parts[1]
+    return None, ""
+
+
+def _dash(text: str) -> str | None:
+    return None if text in ("", "-") else text
+
+
+def parse_clf(fmt: str, line: str) -> Request:
+    """One nginx/Apache line in `combined`, `common` or `vcombined`."""
+    match = _PATTERNS[fmt].fullmatch(line)
+    if match is None:
+        raise _Malformed(f"does not match the {fmt} format")
+    groups = match.groups()
+    host = None
+    if fmt == "vcombined":
+        host, groups = groups[0], groups[1:]
+    ip, ts, request, status = groups[0], groups[1], groups[2], groups[3]
+    referrer, agent = (groups[4], groups[5]) if fmt != "common" else ("-", "")
+    method, target = _request_line(request)
+    return Request(ip=ip, ts_ms=_clf_ms(ts), method=method, target=target, status=int(status),
+                   referrer=_dash(referrer), user_agent=agent, host=host)
+
+
+class _CaddyRequest(msgspec.Struct):
+    remote_ip: str = ""
+    client_ip: str = ""  # Caddy 2.7+: the client behind trusted proxies
+    method: str = ""
+    host: str = ""
+    uri: str = ""
+    headers: dict[str, list[str]] = {}
+
+
+class _CaddyLine(msgspec.Struct):
+    ts: float | str
+    request: _CaddyRequest
+    status: int
+    resp_headers: dict[str, list[str]] = {}
+
+
+_caddy = msgspec.json.Decoder(_CaddyLine)
+
+
+def _header(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
+
+
+def parse_caddy(line: str) -> Request:
+    """One line of Caddy's JSON access log (`log { format json }`)."""
+    try:
+        raw = _caddy.decode(line)
+    except msgspec.ValidationError:
+        raise _Malformed("a Caddy access-log field is missing or of the wrong type") from None
+    except msgspec.DecodeError:
+        raise _Malformed("not a JSON object") from None
+    if isinstance(raw.ts, str):
+        try:
+            moment = datetime.fromisoformat(raw.ts)
+        except ValueError:
+            raise _Malformed("ts is neither epoch seconds nor ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ts_ms = round(moment.timestamp() * 1000)
+    else:
+        ts_ms = round(raw.ts * 1000)
+    req = raw.request
+    ip = req.client_ip or req.remote_ip
+    if not ip or not req.method or not 100 <= raw.status <= 999:
+        raise _Malformed("a Caddy access line needs request.remote_ip, method and status")
+    return Request(
+        ip=ip, ts_ms=ts_ms, method=req.method.upper(), target=req.uri or "/", status=raw.status,
+        referrer=_header(req.headers, "Referer"),
+        user_agent=_header(req.headers, "User-Agent") or "",
+        host=req.host or None,
+        content_type=_header(raw.resp_headers, "Content-Type"),
+    )
+
+
+def parse(fmt: str, line: str) -> Request:
+    if fmt == "caddy-json":
+        return parse_caddy(line)
+    return parse_clf(fmt, line)
+
+
+def is_asset(target: str, content_type: str | None) -> bool:
+    """A static file rather than a page: by content type when logged, else by extension."""
+    if content_type:
+        return not content_type.lower().lstrip().startswith(_PAGE_TYPES)
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in ASSET_EXTENSIONS
+
+
+# --- ids and visitors ------------------------------------------------------------------------
+
+
+def imported_id(site: str, source: str, offset: int, ts_ms: int) -> str:
+    """A UUID-shaped event id, time-ordered like the tracker's UUIDv7 but version 8, and
+    derived from where the line is: the same line imported again gets the same id."""
+    digest = hashlib.blake2b(f"{site}\0{source}\0{offset}".encode(), digest_size=10).digest()
+    bits = int.from_bytes(digest, "big")  # 80 bits, of which 74 are used
+    value = ((ts_ms & 0xFFFFFFFFFFFF) << 80 | 0x8 << 76 | (bits >> 62 & 0xFFF) << 64
+             | 0b10 << 62 | (bits & ((1 << 62) - 1)))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def is_imported_id(event_id: str) -> bool:
+    return len(event_id) == 36 and event_id[14] == _IMPORTED_VERSION
+
+
+class _LocalDays:
+    """Epoch ms → the site's local date, cached per minute (offsets change on minutes)."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+        self._minute = lru_cache(maxsize=4096)(self._of_minute)
+
+    def _of_minute(self, minute: int) -> date:
+        return datetime.fromtimestamp(minute * 60, self.zone).date()
+
+    def __call__(self, ts_ms: int) -> date:
+        return self._minute(ts_ms // 60_000)
+
+
+class ImportVisitors:
+    """The collector's keyed visitor hash under one salt per local day, made for this import.
+
+    Keyed by the site's local day rather than the UTC day, so a day's visitors are the distinct
+    (IP, user agent) pairs of that day, as GoAccess counts them; no visit is carried over
+    midnight.
+    """
+
+    def __init__(self, salts: SaltStore, local_day: _LocalDays) -> None:
+        self.salts = salts
+        self.local_day = local_day
+
+    def visitor(self, site: str, ip: str, user_agent: str, now_ms: int) -> str:
+        return hash_visitor(self.salts.salt(self.local_day(now_ms)), site, ip, user_agent)
+
+
+class _UnknownAgents(AgentParser):
+    """For logs without user agents (`common`): nothing to parse, nobody recognisable as a
+    bot. The parent's constructor is skipped: its parsers would never be used."""
+
+    def __init__(self) -> None:
+        self._unknown = Agent(None, None, None, None, None, bot=None)
+
+    def parse(self, ua: str) -> Agent:
+        return self._unknown
+
+
+# --- reading sources -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    offset: int = 0  # bytes of the (decompressed) source read
+    line: int = 0  # lines read
+    written: int = 0  # bytes of the output file that hold those lines' events
+    quarantined: int = 0  # bytes of the quarantine file
+
+    @staticmethod
+    def load(path: Path) -> _State:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return _State(int(raw["offset"]), int(raw["line"]), int(raw["written"]),
+                          int(raw["quarantined"]))
+        except FileNotFoundError:
+            return _State()
+        except (ValueError, KeyError, TypeError):
+            # A damaged state starts over: ids make the re-read lines harmless.
+            return _State()
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"offset": self.offset, "line": self.line,
+                                   "written": self.written, "quarantined": self.quarantined}))
+        os.replace(tmp, path)
+
+
+def _open(name: str, stdin: IO[bytes]) -> IO[bytes]:
+    if name == "-":
+        return stdin
+    f: IO[bytes] = open(name, "rb")  # noqa: SIM115 - closed by the caller
+    if f.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+Line = tuple[int, int, bytes | None]  # start offset, end offset, text without the newline
+
+
+def _lines(f: IO[bytes], complete_only: bool) -> Iterator[Line]:
+    """One Line per line; the text is None for a line longer than MAX_LINE, whose bytes are
+    skipped unread. With complete_only, a last line without newline is left for the
+    next import: the web server may still be writing it."""
+    offset = 0
+    while True:
+        raw = f.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            length = len(raw)
+            while not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+                if not raw:
+                    return
+                length += len(raw)
+            yield offset, offset + length, None
+            offset += length
+            continue
+        if not raw.endswith(b"\n") and complete_only:
+            return
+        yield offset, offset + len(raw), raw.rstrip(b"\r\n")
+        offset += len(raw)
+
+
+# --- the import ------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    sources: int = 0
+    lines: int = 0  # lines read this time (resumed parts not counted again)
+    bytes: int = 0
+    pageviews: int = 0
+    malformed: int = 0
+    not_pageviews: Counter[str] = field(default_factory=Counter)
+    tracked_days: set[date] = field(default_factory=set)  # refused: they have tracker events
+    tracked_lines: int = 0
+    quarantine: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        others = ", ".join(f"{n:,} {why}" for why, n in sorted(self.not_pageviews.items()))
+        text = (f"{self.lines:,} lines ({self.bytes / 1e6:,.1f} MB) from {self.sources} "
+                f"source(s): {self.pageviews:,} pageviews")
+        if others:
+            text += f"; not pageviews: {others}"
+        if self.malformed:
+            text += f"; {self.malformed:,} malformed lines quarantined"
+        return text
+
+
+class _Progress:
+    """Lines/s and bytes on a terminal, at most once a second; silent otherwise."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.started = time.monotonic()
+        self.shown = self.started
+
+    def tick(self, summary: ImportSummary) -> None:
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if now - self.shown < 1:
+            return
+        self.shown = now
+        rate = summary.lines / max(now - self.started, 1e-9)
+        self.stream.write(f"\rfootfall import: {summary.lines:,} lines, "
+                          f"{summary.bytes / 1e6:,.1f} MB, {rate:,.0f} lines/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.stream is not None and self.shown != self.started:
+            self.stream.write("\n")
+
+
+class _Importer:
+    def __init__(self, cfg: Config, site: str, fmt: str, head: bool,
+                 summary: ImportSummary, progress: _Progress) -> None:
+        configured = cfg.site(site)
+        if configured is None:
+            known = ", ".join(s.domain for s in cfg.sites)
+            raise FootfallError(f"'{site}' is not one of sites[].domain in the config ({known}); "
+                                f"add it there or pass --site with one of those")
+        if fmt not in FORMATS:
+            raise FootfallError(f"unknown log format '{fmt}'; use one of {', '.join(FORMATS)}")
+        self.cfg, self.site, self.fmt, self.summary, self.progress = (
+            cfg, site, fmt, summary, progress)
+        self.methods = ("GET", "HEAD") if head else ("GET",)
+        self.local_day = _LocalDays(configured.timezone)
+        self.enricher = Enricher(cfg, ImportVisitors(SaltStore(_salts_dir(cfg)), self.local_day))
+        if fmt == "common":
+            self.enricher.agents = _UnknownAgents()
+        self.tracked = tracker_days(cfg, site, configured.timezone)
+        self.out_dir = cfg.logs_dir / "import" / site
+        self.quarantine_dir = cfg.quarantine_dir / "import" / site
+        self.source_key = SaltStore(cfg.salts_dir / "import-sources").salt(date(1970, 1, 1))
+        self.hosts = frozenset({site, f"www.{site}"})
+
+    def source_id(self, first_line: bytes) -> str:
+        """A keyed digest of the first line: unguessable, so the names leak no IP."""
+        return hashlib.blake2b(first_line, key=self.source_key, digest_size=8).hexdigest()
+
+    def run(self, name: str, stdin: IO[bytes]) -> None:
+        label = "stdin" if name == "-" else name
+        with contextlib.closing(_open(name, stdin)) as f:
+            lines = _lines(f, complete_only=name != "-")
+            first = next(lines, None)
+            if first is None or first[2] is None:
+                return  # empty, or a first line too long to name the source by
+            source = self.source_id(first[2])
+            self.summary.sources += 1
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            state_path = self.out_dir / f"{source}.state"
+            state = _State.load(state_path)
+            out = _Appender(self.out_dir / f"{source}.jsonl", state.written)
+            quarantine = _Appender(self.quarantine_dir / f"{source}.ndjson", state.quarantined,
+                                   create=False)
+            try:
+                self._read(source, label, _chain(first, lines), state, state_path, out,
+                           quarantine)
+            finally:
+                out.close()
+                quarantine.close()
+            if quarantine.size:
+                self.summary.quarantine.append(quarantine.path)
+
+    def _read(self, source: str, label: str, lines: Iterator[Line],
+              state: _State, state_path: Path, out: _Appender, quarantine: _Appender) -> None:
+        summary = self.summary
+        line_no, offset, pending = state.line, state.offset, 0
+        for at, end, raw in lines:
+            if at < state.offset:
+                continue  # read by an earlier import of this source
+            line_no += 1
+            offset = end
+            summary.lines += 1
+            summary.bytes += end - at
+            if raw is None:
+                self._refuse(quarantine, label, line_no, at, f"longer than {MAX_LINE} bytes")
+            else:
+                self._one(source, label, line_no, at, raw, out, quarantine)
+            pending += 1
+            if pending >= _FLUSH_LINES:
+                state = _flush(state_path, out, quarantine, offset, line_no)
+                pending = 0
+                self.progress.tick(summary)
+        _flush(state_path, out, quarantine, offset, line_no, sync=True)
+
+    def _one(self, source: str, label: str, line_no: int, at: int, raw: bytes,
+             out: _Appender, quarantine: _Appender) -> None:
+        summary = self.summary
+        try:
+            request = parse(self.fmt, raw.decode("utf-8", "replace"))
+        except _Malformed as exc:
+            self._refuse(quarantine, label, line_no, at, str(exc))
+            return
+        reason = self._not_a_page(request)
+        if reason is not None:
+            summary.not_pageviews[reason] += 1
+            return
+        day = self.local_day(request.ts_ms)
+        if day in self.tracked:
+            summary.tracked_days.add(day)
+            summary.tracked_lines += 1
+            return
+        host = request.host or self.site
+        target = request.target if request.target.startswith("/") else "/" + request.target
+        try:
+            payload = from_object({
+                "n": c.PAGEVIEW, "u": f"https://{host}{target}"[:c.MAX_URL], "d": self.site,
+                "r": None if request.referrer is None else request.referrer[:c.MAX_REFERRER],
+            })
+            line = self.enricher.line(payload, request.ip, request.user_agent, request.ts_ms)
+        except BeaconError:
+            summary.not_pageviews["unreadable URL"] += 1
+            return
+        if isinstance(line, Dropped):
+            summary.not_pageviews[line.reason] += 1
+            return
+        line = msgspec.structs.replace(
+            line, id=imported_id(self.site, source, at, request.ts_ms))
+        out.add(c.encode(line))
+        summary.pageviews += 1
+
+    def _not_a_page(self, request: Request) -> str | None:
+        if request.method not in self.methods:
+            return "other method"
+        if not (200 <= request.status < 300 or request.status == 304):
+            return "other status"
+        if request.host is not None:
+            host = request.host.rsplit(":", 1)[0] if request.host.count(":") == 1 \
+                else request.host
+            if host.lower().removesuffix(".") not in self.hosts:
+                return "other host"
+        if is_asset(request.target, request.content_type):
+            return "asset"
+        return None
+
+    def _refuse(self, quarantine: _Appender, label: str, line_no: int, at: int,
+                reason: str) -> None:
+        self.summary.malformed += 1
+        quarantine.add(json.dumps({"source": label, "line": line_no, "offset": at,
+                                   "reason": reason}).encode() + b"\n")
+
+
+def _chain(first: Line, rest: Iterator[Line]) -> Iterator[Line]:
+    yield first
+    yield from rest
+
+
+class _Appender:
+    """Whole lines appended with one write(2) per batch; cut back to `size` on open, so a
+    resumed import starts where its state says, whatever a crash left after that."""
+
+    def __init__(self, path: Path, size: int, create: bool = True) -> None:
+        self.path = path
+        self.size = size
+        self._buffer: list[bytes] = []
+        self._fd: int | None = None
+        if create or path.exists():
+            self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            current = os.fstat(fd).st_size
+            if current < self.size:  # the state is ahead of the file: trust the file
+                self.size = current
+            os.ftruncate(fd, self.size)
+            os.lseek(fd, self.size, os.SEEK_SET)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def add(self, data: bytes) -> None:
+        self._buffer.append(data)
+
+    def flush(self, sync: bool = False) -> None:
+        if self._buffer:
+            if self._fd is None:
+                self._open()
+            assert self._fd is not None
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self.size += len(data)
+        if sync and self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _flush(state_path: Path, out: _Appender, quarantine: _Appender, offset: int, line: int,
+           sync: bool = False) -> _State:
+    out.flush(sync)
+    quarantine.flush(sync)
+    state = _State(offset, line, out.size, quarantine.size)
+    state.save(state_path)
+    return state
+
+
+def _salts_dir(cfg: Config) -> Path:
+    return cfg.salts_dir / "import"
+
+
+# --- tracker days ----------------------------------------------------------------------------
+
+
+def tracker_days(cfg: Config, site: str, timezone: str) -> set[date]:
+    """Local dates of `site` that hold tracker events: in the published database, and in log
+    lines written since it was published (outside logs/import/)."""
+    days: set[date] = set()
+    published = cfg.database.stat().st_mtime if cfg.database.is_file() else None
+    if published is not None:
+        try:
+            with duckdb.connect(str(cfg.database), read_only=True) as con:
+                rows = con.execute(
+                    "select distinct date from events where site = ? "
+                    "and substr(event_id, 15, 1) <> ?", [site, _IMPORTED_VERSION]).fetchall()
+            days.update(row[0] for row in rows)
+        except duckdb.CatalogException:
+            pass  # a database without the events table holds no events
+    local = _LocalDays(timezone)
+    needle = f'"site":"{site}"'.encode()
+    imports = cfg.logs_dir / "import"
+    for path in sorted(cfg.logs_dir.rglob("*.jsonl*")) if cfg.logs_dir.is_dir() else []:
+        if imports in path.parents or not path.name.endswith((".jsonl", ".jsonl.gz")):
+            continue
+        if published is not None and path.stat().st_mtime < published:
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            for raw in f:
+                if needle not in raw:
+                    continue
+                try:
+                    event = c.decode(raw)
+                    moment = datetime.strptime(event.ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+                except ValueError:
+                    continue  # the pipeline quarantines it
+                if not is_imported_id(event.id):
+                    days.add(local(int(moment.replace(tzinfo=UTC).timestamp() * 1000)))
+    return days
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def import_logs(cfg: Config, site: str, files: Sequence[str], fmt: str = "combined", *,
+                head: bool = False, stdin: IO[bytes] | None = None,
+                progress: TextIO | None = sys.stderr) -> ImportSummary:
+    """Import access logs into data_dir/logs/import/<site>/; see the module docstring."""
+    summary = ImportSummary()
+    if list(files).count("-") > 1:
+        raise FootfallError("'-' (stdin) can be given once")
+    for name in files:
+        if name != "-" and not os.path.isfile(name):
+            raise FootfallError(f"no log file at {name}; pass existing files, or - for stdin")
+    lock_dir = cfg.logs_dir / "import"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FootfallError(f"another footfall import is writing to {lock_dir}; "
+                                f"wait for it to finish") from None
+        shown = _Progress(progress)
+        try:
+            importer = _Importer(cfg, site, fmt, head, summary, shown)
+            for name in files:
+                importer.run(name, stdin if stdin is not None else sys.stdin.buffer)
+        finally:
+            shown.done()
+            # Deleted however the import ends; only a kill -9 leaves them, for the resume.
+            shutil.rmtree(_salts_dir(cfg), ignore_errors=True)
+    return summary
