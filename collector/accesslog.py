@@ -345,11 +345,10 @@ def _open(name: str, stdin: IO[bytes]) -> IO[bytes]:
 Line = tuple[int, int, bytes | None]  # start offset, end offset, text without the newline
 
 
-def _lines(f: IO[bytes], complete_only: bool) -> Iterator[Line]:
+def _lines(f: IO[bytes], complete_only: bool, offset: int = 0) -> Iterator[Line]:
     """One Line per line; the text is None for a line longer than MAX_LINE, whose bytes are
     skipped unread. With complete_only, a last line without newline is left for the
     next import: the web server may still be writing it."""
-    offset = 0
     while True:
         raw = f.readline(MAX_LINE + 1)
         if not raw:
@@ -463,9 +462,13 @@ class _Importer:
             out = _Appender(self.out_dir / f"{source}.jsonl", state.written)
             quarantine = _Appender(self.quarantine_dir / f"{source}.ndjson", state.quarantined,
                                    create=False)
+            if state.offset > 0 and f.seekable():
+                f.seek(state.offset)  # a gzip stream decompresses up to it, without parsing
+                lines = _lines(f, complete_only=name != "-", offset=state.offset)
+            else:
+                lines = _chain(first, lines)
             try:
-                self._read(source, label, _chain(first, lines), state, state_path, out,
-                           quarantine)
+                self._read(source, label, lines, state, state_path, out, quarantine)
             finally:
                 out.close()
                 quarantine.close()

@@ -393,3 +393,31 @@ def test_no_ip_user_agent_or_referrer_query_reaches_any_written_byte(
             ).fetchone()
             assert hits == (0,), (schema, table, column)
     assert not (cfg.salts_dir / "import").exists()
+
+
+# --- docs/access-logs.md is checked against the code -----------------------------------------
+
+
+def test_the_docs_list_the_formats_extensions_reasons_and_bounds(config: Config,
+                                                                 tmp_path: Path) -> None:
+    from collector import accesslog, useragent
+
+    text = (ROOT / "docs" / "access-logs.md").read_text(encoding="utf-8")
+    listed = text.split("<!-- asset-extensions -->")[1].split("<!-- /asset-extensions -->")[0]
+    assert listed.replace("`", "").split() == sorted(accesslog.ASSET_EXTENSIONS)
+    for fmt in accesslog.FORMATS:
+        assert f"| `{fmt}`" in text
+    assert f"{accesslog.MAX_LINE // 1024} KiB" in text
+    assert f"shorter than {useragent._MIN_UA_LENGTH} characters" in text
+    # every reason a line can be turned away for is named, in italics
+    t = "30/Nov/2026:10:00:00 +0000"
+    log = write(tmp_path / "in" / "r.log",
+                clf(GB_IP, t, "POST /x HTTP/1.1", vhost="example.com"),
+                clf(GB_IP, t, "GET /x HTTP/1.1", status=404, vhost="example.com"),
+                clf(GB_IP, t, "GET /x HTTP/1.1", vhost="other.org"))
+    reasons = set(import_logs(config, "example.com", [str(log)], "vcombined",
+                              progress=None).not_pageviews)
+    reasons |= {"asset", "unreadable URL", "excluded-path", "referrer-spam"}
+    reasons |= {agent.bot for agent in useragent._BOTS.values() if agent.bot}
+    for reason in reasons:
+        assert f"*{reason}*" in text, reason
