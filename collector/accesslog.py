@@ -37,6 +37,7 @@ import re
 import shutil
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -383,6 +384,7 @@ class ImportSummary:
     tracked_days: set[date] = field(default_factory=set)  # refused: they have tracker events
     tracked_lines: int = 0
     quarantine: list[Path] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # gzip files cut short: read up to there
 
     def describe(self) -> str:
         others = ", ".join(f"{n:,} {why}" for why, n in sorted(self.not_pageviews.items()))
@@ -393,6 +395,23 @@ class ImportSummary:
         if self.malformed:
             text += f"; {self.malformed:,} malformed lines quarantined"
         return text
+
+    def warnings(self) -> list[str]:
+        """What needs attention even under cron, one line each."""
+        out = []
+        if self.tracked_days:
+            days = ", ".join(d.isoformat() for d in sorted(self.tracked_days))
+            out.append(f"{self.tracked_lines:,} lines skipped: {days} already "
+                       f"{'has' if len(self.tracked_days) == 1 else 'have'} tracker events, "
+                       f"and imported days cannot be joined with tracked ones "
+                       f"(docs/access-logs.md)")
+        if self.malformed:
+            where = ", ".join(str(p) for p in self.quarantine)
+            out.append(f"{self.malformed:,} malformed lines quarantined in {where}")
+        for name in self.damaged:
+            out.append(f"{name} ends in a damaged gzip stream; the lines before the damage "
+                       f"were imported")
+        return out
 
 
 class _Progress:
@@ -451,15 +470,23 @@ class _Importer:
         label = "stdin" if name == "-" else name
         with contextlib.closing(_open(name, stdin)) as f:
             lines = _lines(f, complete_only=name != "-")
-            first = next(lines, None)
-            if first is None or first[2] is None:
-                return  # empty, or a first line too long to name the source by
-            source = self.source_id(first[2])
+            try:
+                first = next(lines, None)
+            except (EOFError, zlib.error):
+                first = None
+                self.summary.damaged.append(label)
+            if first is None:
+                return
+            # A first line too long to read is named by its length: it is quarantined anyway.
+            source = self.source_id(first[2] if first[2] is not None else b"%d" % first[1])
             self.summary.sources += 1
             self.out_dir.mkdir(parents=True, exist_ok=True)
             state_path = self.out_dir / f"{source}.state"
             state = _State.load(state_path)
-            out = _Appender(self.out_dir / f"{source}.jsonl", state.written)
+            out_path = self.out_dir / f"{source}.jsonl"
+            if _size(out_path) < state.written:
+                state = _State()  # the events were removed: import the source again
+            out = _Appender(out_path, state.written)
             quarantine = _Appender(self.quarantine_dir / f"{source}.ndjson", state.quarantined,
                                    create=False)
             if state.offset > 0 and f.seekable():
@@ -469,6 +496,8 @@ class _Importer:
                 lines = _chain(first, lines)
             try:
                 self._read(source, label, lines, state, state_path, out, quarantine)
+            except (EOFError, zlib.error):
+                self.summary.damaged.append(label)  # the lines before the damage are in
             finally:
                 out.close()
                 quarantine.close()
@@ -479,23 +508,27 @@ class _Importer:
               state: _State, state_path: Path, out: _Appender, quarantine: _Appender) -> None:
         summary = self.summary
         line_no, offset, pending = state.line, state.offset, 0
-        for at, end, raw in lines:
-            if at < state.offset:
-                continue  # read by an earlier import of this source
-            line_no += 1
-            offset = end
-            summary.lines += 1
-            summary.bytes += end - at
-            if raw is None:
-                self._refuse(quarantine, label, line_no, at, f"longer than {MAX_LINE} bytes")
-            else:
-                self._one(source, label, line_no, at, raw, out, quarantine)
-            pending += 1
-            if pending >= _FLUSH_LINES:
-                state = _flush(state_path, out, quarantine, offset, line_no)
-                pending = 0
-                self.progress.tick(summary)
-        _flush(state_path, out, quarantine, offset, line_no, sync=True)
+        try:
+            for at, end, raw in lines:
+                if at < state.offset:
+                    continue  # read by an earlier import of this source
+                line_no += 1
+                if raw is None:
+                    self._refuse(quarantine, label, line_no, at,
+                                 f"longer than {MAX_LINE} bytes")
+                elif raw.strip():
+                    self._one(source, label, line_no, at, raw, out, quarantine)
+                offset = end  # only now: an interrupted line is read again
+                summary.lines += 1
+                summary.bytes += end - at
+                pending += 1
+                if pending >= _FLUSH_LINES:
+                    _flush(state_path, out, quarantine, offset, line_no)
+                    pending = 0
+                    self.progress.tick(summary)
+        finally:
+            # Everything up to `offset` was handled, also when reading stopped early.
+            _flush(state_path, out, quarantine, offset, line_no, sync=True)
 
     def _one(self, source: str, label: str, line_no: int, at: int, raw: bytes,
              out: _Appender, quarantine: _Appender) -> None:
@@ -610,12 +643,17 @@ class _Appender:
 
 
 def _flush(state_path: Path, out: _Appender, quarantine: _Appender, offset: int, line: int,
-           sync: bool = False) -> _State:
+           sync: bool = False) -> None:
     out.flush(sync)
     quarantine.flush(sync)
-    state = _State(offset, line, out.size, quarantine.size)
-    state.save(state_path)
-    return state
+    _State(offset, line, out.size, quarantine.size).save(state_path)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _salts_dir(cfg: Config) -> Path:

@@ -214,6 +214,34 @@ def test_stdin_is_a_source_too(config: Config, tmp_path: Path) -> None:
     assert [line["path"] for line in imported(config)] == ["/piped"]
 
 
+def test_a_damaged_gzip_keeps_the_lines_before_the_damage(config: Config,
+                                                           tmp_path: Path) -> None:
+    lines = [clf(GB_IP, f"30/Nov/2026:10:{i:02d}:00 +0000", f"GET /p{i} HTTP/1.1")
+             for i in range(40)]
+    packed = gzip.compress("".join(lines).encode())
+    log = tmp_path / "in" / "access.log.2.gz"
+    log.parent.mkdir()
+    log.write_bytes(packed[: len(packed) // 2])  # cut short, as by a full disk
+    summary = import_logs(config, "example.com", [str(log)], progress=None)
+    assert summary.damaged == [str(log)]
+    assert 0 < summary.pageviews < 40
+    assert "damaged gzip" in summary.warnings()[0]
+
+
+def test_removed_events_are_imported_again_and_blank_lines_ignored(config: Config,
+                                                                   tmp_path: Path) -> None:
+    log = write(tmp_path / "in" / "access.log",
+                clf(GB_IP, "30/Nov/2026:10:00:00 +0000", "GET /a HTTP/1.1"), "\n", "  \n",
+                clf(GB_IP, "30/Nov/2026:10:00:05 +0000", "GET /b HTTP/1.1"))
+    first = import_logs(config, "example.com", [str(log)], progress=None)
+    assert first.pageviews == 2 and first.malformed == 0
+    ids = [line["id"] for line in imported(config)]
+    for events in (config.logs_dir / "import").rglob("*.jsonl"):
+        events.unlink()
+    assert import_logs(config, "example.com", [str(log)], progress=None).pageviews == 2
+    assert [line["id"] for line in imported(config)] == ids  # the pipeline ingests each once
+
+
 _IMPORT = """
 import sys
 from collector.accesslog import import_logs
