@@ -1,6 +1,6 @@
 """Benchmark `footfall import logs` against GoAccess parsing the same file, in the same run.
 
-    python -m bench.accesslog                 # 1M lines of a combined log (about 290 MB)
+    python -m bench.accesslog                 # 1M lines of a combined log (about 330 MB)
     python -m bench.accesslog --lines 200000  # a quicker look
 
 `generate` writes a realistic nginx/Apache combined log; tests/test_accesslog_goaccess.py uses
@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         log = tmp / "access.log"
         days = 10
-        # about 8.5 lines per visit, plus the bots
-        lines = generate(log, days=days, visits_per_day=max(1, args.lines // days // 9))
+        # about 12 lines per visit (the page, its assets, the next pages), plus the bots
+        lines = generate(log, days=days, visits_per_day=max(1, args.lines // days // 12))
         size = log.stat().st_size
         print(f"log: {lines:,} lines, {size / 1e6:,.0f} MB", file=sys.stderr)
         goaccess_cmd = goaccess_args(log, tmp / "report.json", statuses(log))
