@@ -415,28 +415,26 @@ class ImportSummary:
 
 
 class _Progress:
-    """Lines/s and bytes on a terminal, at most once a second; silent otherwise."""
+    """Lines, bytes and lines/s on a terminal, at most once a second and once at the end;
+    silent otherwise (cron)."""
 
     def __init__(self, stream: TextIO | None) -> None:
         self.stream = stream if stream is not None and stream.isatty() else None
         self.started = time.monotonic()
         self.shown = self.started
 
-    def tick(self, summary: ImportSummary) -> None:
+    def tick(self, summary: ImportSummary, final: bool = False) -> None:
         if self.stream is None:
             return
         now = time.monotonic()
-        if now - self.shown < 1:
+        if now - self.shown < 1 and not final:
             return
         self.shown = now
-        rate = summary.lines / max(now - self.started, 1e-9)
+        rate = summary.lines / max(now - self.started, 1e-3)
         self.stream.write(f"\rfootfall import: {summary.lines:,} lines, "
-                          f"{summary.bytes / 1e6:,.1f} MB, {rate:,.0f} lines/s ")
+                          f"{summary.bytes / 1e6:,.1f} MB, {rate:,.0f} lines/s"
+                          + ("\n" if final else " "))
         self.stream.flush()
-
-    def done(self) -> None:
-        if self.stream is not None and self.shown != self.started:
-            self.stream.write("\n")
 
 
 class _Importer:
@@ -727,7 +725,7 @@ def import_logs(cfg: Config, site: str, files: Sequence[str], fmt: str = "combin
             for name in files:
                 importer.run(name, stdin if stdin is not None else sys.stdin.buffer)
         finally:
-            shown.done()
+            shown.tick(summary, final=True)
             # Deleted however the import ends; only a kill -9 leaves them, for the resume.
             shutil.rmtree(_salts_dir(cfg), ignore_errors=True)
     return summary
