@@ -43,6 +43,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
 @command("collect", "Run the beacon collector daemon.",
          "footfall collect --config /etc/footfall/config.yaml", _collect_args)
 def _collect(cfg: Config, args: argparse.Namespace) -> int:
+    batch.check_data_dir(cfg)  # else it would start, and answer every beacon with a 503
     serve(cfg, host=args.host, port=args.port)
     return 0
 
@@ -96,6 +97,7 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
 @command("check", "Run the data tests (pipeline/checks/*.sql) against the database.",
          "footfall check --config /etc/footfall/config.yaml")
 def _check(cfg: Config, args: argparse.Namespace) -> int:
+    batch.check_data_dir(cfg)
     failures = check(cfg)
     total = len(checks.names())
     for failure in failures:
