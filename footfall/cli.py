@@ -177,7 +177,7 @@ def explain(exc: BaseException, cfg: Config | None) -> str:
 
 
 def _library_cause(exc: BaseException) -> OSError | duckdb.Error | None:
-    """The OSError or DuckDB error at the root of `exc`, if one is (a library may wrap it)."""
+    """The OSError or DuckDB error behind `exc`, if any: a library may have wrapped it."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError | duckdb.Error):
