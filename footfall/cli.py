@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 
@@ -129,8 +130,15 @@ def _render(cfg: Config, args: argparse.Namespace) -> int:
 NO_CONFIG = {"demo"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line too, with where to read more, instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="footfall",
         description="Privacy-first, cookie-free web analytics you run on your own server.",
         epilog="example: footfall collect --config ./config.yaml",

@@ -302,3 +302,17 @@ def test_python_m_collector_points_to_footfall_collect(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     line = one_line(res.returncode, res.stderr)
     assert "footfall collect --config PATH" in line
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run", "--since", "soon"], "footfall run: argument --since: 'soon' is not a date like "
+                                 "2024-05-01; see `footfall run --help`"),
+    (["publish"], "footfall: argument COMMAND: invalid choice: 'publish' (choose from 'collect', "
+                  "'demo', 'run', 'check', 'render'); see `footfall --help`"),
+])
+def test_a_usage_mistake_is_one_line(argv: list[str], expected: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    code = stopped.value.code
+    assert isinstance(code, int)
+    assert one_line(code, capsys.readouterr().err) == expected
