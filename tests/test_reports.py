@@ -11,8 +11,7 @@ import pytest
 
 from reports import format as fmt
 from reports import periods, render_site
-from reports.data import OTHER, BreakdownRow, fold, weighted_median
-from reports.panels import PANELS, by_key
+from reports.data import weighted_median
 from reports.site import environment, publish, to_csv
 from tests.site_helpers import synthetic_marts
 
@@ -54,21 +53,6 @@ def test_periods_cover_equal_lengths_and_months() -> None:
     assert found["2026-02"].end == date(2026, 2, 28)
 
 
-def test_min_visitors_folds_rare_rows_into_other() -> None:
-    panel = by_key("referrers")
-    rows = [BreakdownRow((), "a.example", (9, 10)), BreakdownRow((), "b.example", (2, 2)),
-            BreakdownRow((), "c.example", (1, 3))]
-    assert fold(panel, rows, 0) == rows
-    folded = fold(panel, rows, 3)
-    assert [(r.label, r.values) for r in folded] == [("a.example", (9, 10)), (OTHER, (3, 5))]
-    props = by_key("event-props")
-    grouped = [BreakdownRow(("Signup", "plan"), "pro", (5, 5)),
-               BreakdownRow(("Signup", "plan"), "team", (1, 1)),
-               BreakdownRow(("Buy", "sku"), "x1", (1, 1))]
-    assert {(r.group, r.label) for r in fold(props, grouped, 2)} == {
-        (("Signup", "plan"), "pro"), (("Signup", "plan"), OTHER), (("Buy", "sku"), OTHER)}
-
-
 def test_weighted_median_of_daily_medians() -> None:
     assert weighted_median([]) is None
     assert weighted_median([(30.0, 4)]) == 30.0
@@ -90,13 +74,6 @@ def test_one_environment_escapes_and_is_strict() -> None:
     assert t.render(x='"><script>') == f'<p title="{escaped}">{escaped}</p>'
     with pytest.raises(Exception, match="undefined"):
         env.from_string("{{ missing }}").render()
-
-
-def test_every_panel_is_one_declarative_entry() -> None:
-    keys = [p.key for p in PANELS]
-    assert len(keys) == len(set(keys))
-    for p in PANELS:
-        assert p.metrics and p.table.startswith("daily_") and p.csv == f"{p.key}.csv"
 
 
 def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) -> None:
