@@ -18,6 +18,7 @@ from footfall.config import Config, load
 from footfall.demo import run_demo
 from footfall.errors import ConfigError, FootfallError
 from pipeline import check, checks
+from pipeline.imports import import_plausible
 
 Command = Callable[[Config, argparse.Namespace], int] | Callable[[None, argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Command, str, str, Callable[[argparse.ArgumentParser], None] | None]] = {}
@@ -123,6 +124,36 @@ def _render(cfg: Config, args: argparse.Namespace) -> int:
     rendered = batch.render(cfg)
     if args.verbose or sys.stderr.isatty():
         print(f"footfall render: {rendered.describe()} into {cfg.site_dir}", file=sys.stderr)
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True,
+                             parser_class=_Parser)
+    plausible = kinds.add_parser(
+        "plausible", help="the zip of CSVs that Plausible's Export produces",
+        description="Read Plausible's CSV export into the daily tables, for the days before "
+                    "the site's first footfall event; importing the same zip again changes "
+                    "nothing. Then render the dashboard.",
+        epilog="example:\n  footfall import plausible plausible-export.zip --site example.com",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    plausible.add_argument("archive", type=Path, metavar="EXPORT.zip",
+                           help="the zip downloaded from Plausible's site settings, Export")
+    plausible.add_argument("--site", required=True, metavar="DOMAIN",
+                           help="the configured site the history belongs to")
+    for kind in (plausible,):  # so --config may also follow the kind's own arguments
+        kind.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                          help="path to config.yaml (default: ./config.yaml)")
+
+
+@command("import", "Bring in history from elsewhere; `footfall import KIND --help` for each "
+         "kind (plausible: Plausible's CSV export).",
+         "footfall import plausible plausible-export.zip --site example.com "
+         "--config /etc/footfall/config.yaml", _import_args)
+def _import(cfg: Config, args: argparse.Namespace) -> int:
+    summary = import_plausible(cfg, args.archive, args.site)
+    print(f"footfall import: {summary.describe(args.site)}", file=sys.stderr)
+    batch.render(cfg)
     return 0
 
 

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 import pipeline
+from footfall.cli import main
 from footfall.config import Config
 from footfall.errors import PipelineError
 from pipeline.imports import import_plausible
@@ -151,3 +152,18 @@ def _zip(path: Path, members: dict[str, str]) -> Path:
         for name, text in members.items():
             z.writestr(name, text)
     return path
+
+
+def test_the_command_imports_then_renders_and_errors_are_one_line(
+        tmp_path: Path, config: Config, capsys: Any) -> None:
+    archive = export_zip(tmp_path)
+    code = main(["import", "plausible", str(archive), "--site", "example.com",
+                 "--config", str(config.source)])
+    err = capsys.readouterr().err
+    assert code == 0 and "imported 3 days of example.com" in err
+    month = (config.site_dir / "example.com" / "2026-02.html").read_text(encoding="utf-8")
+    assert "/blog/hello" in month
+    code = main(["import", "plausible", str(tmp_path / "nope.zip"), "--site", "example.com",
+                 "--config", str(config.source)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
