@@ -194,6 +194,8 @@ MARTS: tuple[Mart, ...] = (
             Column("bounce_rate", "DOUBLE", "bounced visits ÷ visits × 100", "mean:visits"),
             Column("visit_duration_s", "DOUBLE", "mean visit duration in seconds",
                    "mean:visits"),
+            Column("is_imported", "BOOLEAN",
+                   "the day comes from an import (`footfall import plausible`), not events"),
         ),
     ),
     Mart(

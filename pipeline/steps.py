@@ -32,7 +32,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, exports, models, quarantine, sources
+from pipeline import database, exports, imports, models, quarantine, sources
 
 
 @dataclass
@@ -256,6 +256,7 @@ def _build(run: Run, new_fingerprint: str) -> None:
     models.prepare(con, rebuild=run.rebuild_all)
     if run.fresh and cfg.database.exists():
         exports.carry_over(con, cfg.database)
+        imports.carry_over(con, cfg.database)
     _seed(con, cfg)
     models.create_macros(con)
 
@@ -286,6 +287,9 @@ def _build(run: Run, new_fingerprint: str) -> None:
             hook = HOOKS.get(name)
             if hook is not None:
                 hook(run)
+
+    # imported history (footfall import plausible) fills the days before the first event
+    imports.apply(con)
 
     with show.step(summary, "export"):
         exports.write(cfg, con, full=run.fresh or run.rebuild_all)

@@ -92,7 +92,8 @@ def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) 
     assert not list(site.rglob("*.tmp"))
 
 
-def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -> None:
+def test_ten_sites_of_400_days_render_every_page_once(make_config: Any) -> None:
+    # how fast this renders is measured by bench/render.py, not asserted here
     sites = [{"domain": f"site{i}.test", "timezone": "Europe/Berlin"} for i in range(10)]
     funnels = [{"name": "Signup", "site": s["domain"],
                 "steps": [{"name": "Home", "path": "/"}, {"name": "Done", "event": "x"}]}
@@ -102,7 +103,6 @@ def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -
     synthetic_marts(cfg, 400)
     now = datetime(2026, 2, 5, 12, tzinfo=UTC)
     first = render_site(cfg, now)
-    assert first.seconds < 10, first.describe()
     assert first.files > 3000  # 10 sites x ~20 periods x (page + CSVs)
     again = render_site(cfg, now)
     assert again.written == 0 and again.removed == 0
