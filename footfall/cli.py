@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import duckdb
 
+from collector.accesslog import FORMATS, import_logs
 from collector.server import serve
 from footfall import __version__, batch
 from footfall.config import Config, load
@@ -141,19 +142,48 @@ def _import_args(p: argparse.ArgumentParser) -> None:
                            help="the zip downloaded from Plausible's site settings, Export")
     plausible.add_argument("--site", required=True, metavar="DOMAIN",
                            help="the configured site the history belongs to")
-    for kind in (plausible,):  # so --config may also follow the kind's own arguments
+    logs = kinds.add_parser(
+        "logs", help="web server access logs (nginx, Apache, Caddy); see docs/access-logs.md",
+        description="Turn each successful GET of a page by a person into a pageview in "
+                    "data_dir/logs/import/, with the collector's own rules; then `footfall "
+                    "run` builds the reports. Importing a file again adds nothing; an "
+                    "interrupted import resumes where it stopped.",
+        epilog="example:\n  footfall import logs /var/log/nginx/access.log* --site example.com",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    logs.add_argument("files", nargs="+", metavar="FILE",
+                      help="an access log, plain or gzipped; - reads standard input")
+    logs.add_argument("--site", required=True, metavar="DOMAIN",
+                      help="the configured site the requests were made to")
+    logs.add_argument("--format", choices=FORMATS, default="combined",
+                      help="the log's format (default: combined)")
+    logs.add_argument("--head", action="store_true", help="count HEAD requests as views too")
+    logs.add_argument("-v", "--verbose", action="store_true",
+                      help="print the summary even when not on a terminal")
+    for kind in (plausible, logs):  # so --config may also follow the kind's own arguments
         kind.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                           help="path to config.yaml (default: ./config.yaml)")
 
 
 @command("import", "Bring in history from elsewhere; `footfall import KIND --help` for each "
-         "kind (plausible: Plausible's CSV export).",
+         "kind (plausible: Plausible's CSV export; logs: web server access logs).",
          "footfall import plausible plausible-export.zip --site example.com "
          "--config /etc/footfall/config.yaml", _import_args)
 def _import(cfg: Config, args: argparse.Namespace) -> int:
+    if args.kind == "logs":
+        return _import_logs(cfg, args)
     summary = import_plausible(cfg, args.archive, args.site)
     print(f"footfall import: {summary.describe(args.site)}", file=sys.stderr)
     batch.render(cfg)
+    return 0
+
+
+def _import_logs(cfg: Config, args: argparse.Namespace) -> int:
+    summary = import_logs(cfg, args.site, args.files, args.format, head=args.head)
+    if args.verbose or sys.stderr.isatty():
+        print(f"footfall import: {summary.describe()}; `footfall run` builds the reports",
+              file=sys.stderr)
+    for warning in summary.warnings():  # also under cron: each needs a look
+        print(f"footfall import: {warning}", file=sys.stderr)
     return 0
 
 

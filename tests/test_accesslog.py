@@ -28,7 +28,7 @@ from bench.accesslog import generate
 from collector.accesslog import import_logs, is_imported_id
 from footfall.config import Config
 from footfall.errors import FootfallError
-from tests.conftest import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, read_lines
+from tests.helpers import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 GB_IP = "81.2.69.142"  # geoip2fast: GB
@@ -449,3 +449,61 @@ def test_the_docs_list_the_formats_extensions_reasons_and_bounds(config: Config,
     reasons |= {agent.bot for agent in useragent._BOTS.values() if agent.bot}
     for reason in reasons:
         assert f"*{reason}*" in text, reason
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def test_the_command_is_quiet_under_cron_and_shows_progress_on_a_terminal(
+        config: Config, tmp_path: Path) -> None:
+    import pty
+
+    log = write(tmp_path / "in" / "access.log",
+                clf(GB_IP, "30/Nov/2026:10:00:00 +0000", "GET /a HTTP/1.1"))
+    quiet = footfall(config, "import", "logs", str(log), "--site", "example.com")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert len(imported(config)) == 1
+
+    again = write(tmp_path / "in" / "other.log",
+                  clf(GB_IP, "30/Nov/2026:11:00:00 +0000", "GET /b HTTP/1.1"))
+    leader, follower = pty.openpty()
+    assert config.source is not None
+    proc = subprocess.run([sys.executable, "-m", "footfall", "import", "logs", str(again),
+                           "--site", "example.com", "--config", str(config.source)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    text = shown.decode()
+    assert "footfall import: 1 lines, 0.0 MB," in text and "lines/s" in text
+    assert "1 pageviews" in text and "`footfall run` builds the reports" in text
+
+
+def test_command_errors_are_one_line_with_the_fix(config: Config, tmp_path: Path) -> None:
+    log = write(tmp_path / "in" / "access.log",
+                clf(GB_IP, "30/Nov/2026:10:00:00 +0000", "GET /a HTTP/1.1"),
+                "not a log line\n")
+    for args, expected in (
+        ([str(tmp_path / "nope.log"), "--site", "example.com"],
+         f"footfall import: no log file at {tmp_path / 'nope.log'}; pass existing files, "
+         "or - for stdin"),
+        ([str(log), "--site", "example.org"],
+         "footfall import: 'example.org' is not one of sites[].domain in the config "
+         "(example.com, shop.test); add it there or pass --site with one of those"),
+    ):
+        done = footfall(config, "import", "logs", *args)
+        assert done.returncode == 2 and done.stderr.strip() == expected, done.stderr
+    # a malformed line is worth a line under cron too, and the import goes on
+    done = footfall(config, "import", "logs", str(log), "--site", "example.com")
+    assert done.returncode == 0 and len(imported(config)) == 1
+    [warning] = done.stderr.splitlines()
+    assert warning.startswith("footfall import: 1 malformed lines quarantined in ")

@@ -34,7 +34,7 @@ from collector.accesslog import is_asset
 from collector.paths import redact_path
 from collector.referrer import Referrers
 from collector.useragent import AgentParser
-from tests.conftest import IN_CI
+from tests.helpers import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r'(\S+) - - \[(\d\d/\w{3}/\d{4}):[^\]]+\] "(\w+) (\S+) [^"]*" (\d{3}) \d+ '
@@ -103,10 +103,7 @@ def test_daily_visitors_and_page_hits_agree_with_goaccess(tmp_path: Path) -> Non
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"),
                                       "site_dir": str(tmp_path / "site"),
                                       "sites": [{"domain": SITE, "timezone": "UTC"}]}))
-    from collector.accesslog import import_logs
-    from footfall.config import load
-    import_logs(load(config), SITE, [str(log)])
-    for args in (["run"],):
+    for args in (["import", "logs", str(log), "--site", SITE], ["run", "--no-site"]):
         done = subprocess.run([sys.executable, "-m", "footfall.cli", *args, "--config",
                                str(config)], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
