@@ -45,6 +45,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, TextIO
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -119,6 +120,10 @@ _PATTERNS = {
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_BAD_TIME = "time is not like 10/Oct/2000:13:55:36 +0000"
+# Times outside these years are typos or forgeries; each distinct day would cost a salt.
+_EARLIEST_MS = (date(1990, 1, 1).toordinal() - _EPOCH_ORDINAL) * DAY_MS
+_LATEST_MS = (date(2100, 1, 1).toordinal() - _EPOCH_ORDINAL) * DAY_MS
 
 
 @lru_cache(maxsize=1024)
@@ -130,21 +135,21 @@ def _day_start_ms(day_month_year: str, offset: str) -> int:
         sign = {"+": 1, "-": -1}[offset[0]]
         shift = sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60)
     except (KeyError, ValueError, IndexError):
-        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000") from None
+        raise _Malformed(_BAD_TIME) from None
     if len(day_month_year) != 11 or len(offset) != 5:
-        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+        raise _Malformed(_BAD_TIME)
     return (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS - shift * 1000
 
 
 def _clf_ms(text: str) -> int:
     if len(text) != 26 or text[11] != ":" or text[20] != " ":
-        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+        raise _Malformed(_BAD_TIME)
     try:
         h, m, s = int(text[12:14]), int(text[15:17]), int(text[18:20])
     except ValueError:
-        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000") from None
+        raise _Malformed(_BAD_TIME) from None
     if h > 23 or m > 59 or s > 60:
-        raise _Malformed("time is not like 10/Oct/2000:13:55:36 +0000")
+        raise _Malformed(_BAD_TIME)
     return _day_start_ms(text[:11], text[21:]) + (h * 3600 + m * 60 + s) * 1000
 
 
@@ -214,9 +219,12 @@ def parse_caddy(line: str) -> Request:
             raise _Malformed("ts is neither epoch seconds nor ISO 8601") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        ts_ms = round(moment.timestamp() * 1000)
+        seconds = moment.timestamp()
     else:
-        ts_ms = round(raw.ts * 1000)
+        seconds = raw.ts
+    if not _EARLIEST_MS <= seconds * 1000 < _LATEST_MS:  # also false for NaN and infinity
+        raise _Malformed("ts is not a time between 1990 and 2100")
+    ts_ms = round(seconds * 1000)
     req = raw.request
     ip = req.client_ip or req.remote_ip
     if not ip or not req.method or not 100 <= raw.status <= 999:
@@ -231,9 +239,10 @@ def parse_caddy(line: str) -> Request:
 
 
 def parse(fmt: str, line: str) -> Request:
-    if fmt == "caddy-json":
-        return parse_caddy(line)
-    return parse_clf(fmt, line)
+    request = parse_caddy(line) if fmt == "caddy-json" else parse_clf(fmt, line)
+    if not _EARLIEST_MS <= request.ts_ms < _LATEST_MS:
+        raise _Malformed("time is not between 1990 and 2100")
+    return request
 
 
 def is_asset(target: str, content_type: str | None) -> bool:
@@ -244,6 +253,19 @@ def is_asset(target: str, content_type: str | None) -> bool:
     name = path.rsplit("/", 1)[-1]
     dot = name.rfind(".")
     return dot > 0 and name[dot:].lower() in ASSET_EXTENSIONS
+
+
+def _is_absolute(target: str) -> bool:
+    return target[:8].lower().startswith(("http://", "https://"))
+
+
+def page_url(request: Request, site: str) -> str:
+    """The URL that was asked for: an absolute-form target as it is, else the path on the
+    logged virtual host, or on the site."""
+    if _is_absolute(request.target):
+        return request.target
+    path = request.target if request.target.startswith("/") else "/" + request.target
+    return f"https://{request.host or site}{path}"
 
 
 # --- ids and visitors ------------------------------------------------------------------------
@@ -545,11 +567,9 @@ class _Importer:
             summary.tracked_days.add(day)
             summary.tracked_lines += 1
             return
-        host = request.host or self.site
-        target = request.target if request.target.startswith("/") else "/" + request.target
         try:
             payload = from_object({
-                "n": c.PAGEVIEW, "u": f"https://{host}{target}"[:c.MAX_URL], "d": self.site,
+                "n": c.PAGEVIEW, "u": page_url(request, self.site)[:c.MAX_URL], "d": self.site,
                 "r": None if request.referrer is None else request.referrer[:c.MAX_REFERRER],
             })
             line = self.enricher.line(payload, request.ip, request.user_agent, request.ts_ms)
@@ -569,9 +589,11 @@ class _Importer:
             return "other method"
         if not (200 <= request.status < 300 or request.status == 304):
             return "other status"
-        if request.host is not None:
-            host = request.host.rsplit(":", 1)[0] if request.host.count(":") == 1 \
-                else request.host
+        host = request.host
+        if _is_absolute(request.target):
+            host = urlsplit(request.target).netloc  # "GET http://host/path": a proxy request
+        if host is not None:
+            host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
             if host.lower().removesuffix(".") not in self.hosts:
                 return "other host"
         if is_asset(request.target, request.content_type):

@@ -328,6 +328,24 @@ def test_malformed_lines_are_quarantined_without_their_content(config: Config,
     assert len(quarantine.read_text().splitlines()) == 4
 
 
+def test_forged_times_and_proxy_requests_are_not_views(config: Config, tmp_path: Path) -> None:
+    log = write(tmp_path / "in" / "access.log",
+                clf(GB_IP, "30/Nov/2026:10:00:00 +0000", "GET http://evil.test/x HTTP/1.1"),
+                clf(GB_IP, "30/Nov/2026:10:00:01 +0000", "GET https://Example.com/y HTTP/1.1"),
+                clf(GB_IP, "01/Jan/1900:00:00:00 +0000", "GET /old HTTP/1.1"),
+                clf(GB_IP, "01/Jan/9999:00:00:00 +0000", "GET /new HTTP/1.1"))
+    summary = import_logs(config, "example.com", [str(log)], progress=None)
+    assert summary.pageviews == 1 and summary.not_pageviews == {"other host": 1}
+    assert summary.malformed == 2
+    assert [line["path"] for line in imported(config)] == ["/y"]
+    caddy = write(tmp_path / "in" / "caddy.log", *(json.dumps(
+        {"ts": ts, "status": 200, "request": {"remote_ip": GB_IP, "method": "GET",
+                                              "uri": "/z"}}) + "\n"
+        for ts in (1e999, -5.0, "yesterday")))
+    summary = import_logs(config, "example.com", [str(caddy)], "caddy-json", progress=None)
+    assert summary.malformed == 3 and summary.pageviews == 0
+
+
 # --- days that already have tracker events ---------------------------------------------------
 
 
