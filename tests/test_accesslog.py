@@ -454,6 +454,9 @@ def test_the_docs_list_the_formats_extensions_reasons_and_bounds(config: Config,
     for fmt in accesslog.FORMATS:
         assert f"| `{fmt}`" in text
     assert f"{accesslog.MAX_LINE // 1024} KiB" in text
+    years = [datetime.fromtimestamp(ms / 1000, UTC).year
+             for ms in (accesslog._EARLIEST_MS, accesslog._LATEST_MS)]
+    assert text.count(f"{years[0]}–{years[1]}") == 2
     assert f"shorter than {useragent._MIN_UA_LENGTH} characters" in text
     # every reason a line can be turned away for is named, in italics
     t = "30/Nov/2026:10:00:00 +0000"
