@@ -103,7 +103,8 @@ def test_daily_visitors_and_page_hits_agree_with_goaccess(tmp_path: Path) -> Non
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"),
                                       "site_dir": str(tmp_path / "site"),
                                       "sites": [{"domain": SITE, "timezone": "UTC"}]}))
-    for args in (["import", "logs", str(log), "--site", SITE], ["run", "--no-site"]):
+    for args in (["import", "logs", str(log), "--site", SITE], ["run", "--no-site"],
+                 ["check"]):
         done = subprocess.run([sys.executable, "-m", "footfall.cli", *args, "--config",
                                str(config)], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
