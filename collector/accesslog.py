@@ -479,6 +479,8 @@ class _Importer:
         self.tracked = tracker_days(cfg, site, configured.timezone)
         self.out_dir = cfg.logs_dir / "import" / site
         self.quarantine_dir = cfg.quarantine_dir / "import" / site
+        # One lasting key, kept by the salt store's careful create (0600, no torn files) under
+        # a fixed day in a folder that nothing expires: it must outlive every import.
         self.source_key = SaltStore(cfg.salts_dir / "import-sources").salt(date(1970, 1, 1))
         self.hosts = frozenset({site, f"www.{site}"})
 
