@@ -180,6 +180,11 @@ def _merge(con: duckdb.DuckDBPyConnection, model: Model, values: Mapping[str, An
     name, key = model.name, model.key[0]
     changes, rewritten = f"{name}_changes", f"{name}_rewritten"
     con.execute(f"create or replace temp table {changes} as {model.sql}", values)
+    # Columns a newer model adds (new optional log fields) join the stored table as NULLs.
+    stored_columns = {row[0] for row in con.execute(f"describe {name}").fetchall()}
+    for column, kind, *_ in con.execute(f"describe {changes}").fetchall():
+        if column not in stored_columns:
+            con.execute(f'alter table {name} add column "{column}" {kind}')
     new_values = ", ".join(f"source.{c} as {c}" for c in model.updates)
     differs = " or ".join(f"stored.{c} is distinct from source.{c}" for c in model.updates)
     # one pass over the stored table: the rows it already holds, with their new values

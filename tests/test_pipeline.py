@@ -194,7 +194,7 @@ def test_public_schema_has_the_contracted_columns(built: Config) -> None:
         "events": "event_id site occurred_at date name path visitor_id session_id hostname "
                   "referrer source utm_source utm_medium utm_campaign utm_term utm_content "
                   "browser browser_version os os_version device country screen_width props "
-                  "interactive engaged_ms scroll_pct",
+                  "interactive engaged_ms scroll_pct revenue_amount revenue_currency",
         "sessions": "session_id site visitor_id date started_at ended_at duration_s pageviews "
                     "events is_bounce entry_page exit_page referrer source utm_source "
                     "utm_medium utm_campaign browser os device country",

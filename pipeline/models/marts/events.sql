@@ -46,6 +46,8 @@ final as (
         new_lines.interactive,
         new_lines.engaged_ms,
         new_lines.scroll_pct,
+        new_lines.revenue_amount,
+        new_lines.revenue_currency,
         event_sessions.is_interactive,
         event_sessions.time_on_page_s
     from event_sessions
