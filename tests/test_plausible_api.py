@@ -4,12 +4,15 @@ docs/migrating-from-plausible.md documents gets 202 and the documented line, or 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from collector import beacon, enrich
 from collector.app import create_app
 from tests.conftest import CHROME_UA, Clock, read_lines
 
@@ -283,3 +286,25 @@ async def test_forwarded_for_from_an_untrusted_sender_is_named_in_the_answer(
     resp = await send(client, body, **{"X-Forwarded-For": "81.2.69.142"})
     assert resp.status == 202 and "X-Footfall-Forwarded-For" not in resp.headers
     assert read_lines(trusted.data_dir)[-1]["country"] == "GB"
+
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def _table_keys(text: str, heading: str) -> set[str]:
+    """The backticked names in the first column of the table under `heading`."""
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = [row for row in section.splitlines() if row.startswith("| ")]
+    return {name for row in rows[1:] for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
+
+
+def test_every_repair_reason_is_documented_and_no_other() -> None:
+    documented = _table_keys((DOCS / "beacon.md").read_text(), "### Repairs")
+    assert documented == {*beacon.REPAIRS, enrich.UNKNOWN_SITE_SKIPPED}
+
+
+def test_every_plausible_field_is_in_the_migration_table() -> None:
+    documented = _table_keys((DOCS / "migrating-from-plausible.md").read_text(),
+                             "## Every Plausible field")
+    accepted = {name for names in beacon._ALIASES.values() for name in names}
+    assert accepted | {"sd", "e", "w", "v"} <= documented
