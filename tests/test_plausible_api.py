@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector import beacon, enrich
 from collector.app import create_app
+from footfall import contract
+from footfall.errors import BeaconError
 from tests.conftest import CHROME_UA, Clock, read_lines
 
 UA = {"User-Agent": CHROME_UA, "Content-Type": "application/json"}
@@ -308,3 +312,41 @@ def test_every_plausible_field_is_in_the_migration_table() -> None:
                              "## Every Plausible field")
     accepted = {name for names in beacon._ALIASES.values() for name in names}
     assert accepted | {"sd", "e", "w", "v"} <= documented
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(),
+                         st.floats(allow_nan=False, allow_infinity=False),  # JSON has neither
+                         st.text(max_size=40), st.sampled_from(["", " ", "\x00", "EUR", "1.5",
+                                                                "example.com", "a,b"]))
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+    max_leaves=12)
+beacon_keys = st.sampled_from(sorted({n for names in beacon._ALIASES.values() for n in names}
+                                     | {"w", "tz", "e", "sd", "v"}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.dictionaries(beacon_keys, json_values, max_size=8),
+       props=st.dictionaries(st.text(max_size=6), json_values, max_size=40))
+def test_any_object_is_a_valid_beacon_or_a_400(fields: dict[str, Any],
+                                               props: dict[str, Any]) -> None:
+    raw = {"n": "x", "u": "https://example.com/", **fields}
+    if "p" not in fields:
+        raw["p"] = props
+    try:
+        payload = beacon.from_object(raw)
+    except BeaconError as exc:
+        assert exc.status == 400 and exc.reason
+        return
+    # Whatever was kept fits the log contract.
+    line = contract.LogLine(
+        v=1, id="x", ts="2026-03-10T12:00:00.000Z", site="example.com", name=payload.n,
+        path="/", visitor="0123456789abcdef", props=payload.p, engaged_ms=payload.e,
+        scroll_pct=payload.sd, screen_width=payload.w,
+        revenue_amount=payload.revenue.amount if payload.revenue else None,
+        revenue_currency=payload.revenue.currency if payload.revenue else None)
+    assert contract.decode(contract.encode(line)) == line
+    assert len(payload.p or {}) <= contract.MAX_PROPS
+    assert all(k.strip() and not any(ch < " " or ch == "\x7f" for ch in k + str(v))
+               for k, v in (payload.p or {}).items())
+    assert payload.sd is None or 0 <= payload.sd <= 100
