@@ -12,6 +12,8 @@ from it. Everything else reads this table:
 A breakdown of sessions by one of their columns (source, country, …) needs no SQL file of its
 own: `by_session` builds it from the one template `pipeline/models/marts/_by_session.sql`.
 Adding such a breakdown is one `by_session(...)` entry below; its mart, CSV and panel follow.
+A new column goes at the end of its mart's list (and of its model's select): the runner adds
+it to an existing database at the end too, so old and new files keep one column order.
 
 The small-count rule (`privacy.min_visitors`) is `add_up_sql(..., fold=True)`, here once for
 every writer.
@@ -151,6 +153,9 @@ EVENTS = Mart(
                "counts towards bounce: not an engagement event, not `interactive: false`"),
         Column("time_on_page_s", "DOUBLE",
                "pageviews only: engaged time, else the gap to the session's next pageview"),
+        Column("revenue_amount", "DECIMAL(18,6)",
+               "the optional revenue of the event (a goal's value), in `revenue_currency`"),
+        Column("revenue_currency", _TEXT, "ISO 4217 code of `revenue_amount`"),
     ),
     per_site_csv=False,
 )
