@@ -385,10 +385,11 @@ def write_past(cfg: Config, events: list[Event]) -> int:
             clock[0] = e.at_ms
             visitors.current = e.visitor
             body, headers = _beacon(e)
-            line = enricher.line(from_object(body), e.ip, headers["User-Agent"], e.at_ms)
-            if not isinstance(line, Dropped):
-                writer.append(contract.encode(line))
-                written += 1
+            result = enricher.lines(from_object(body), e.ip, headers["User-Agent"], e.at_ms)
+            if not isinstance(result, Dropped):
+                for line in result.lines:
+                    writer.append(contract.encode(line))
+                written += len(result.lines)
     finally:
         writer.close()
     return written

@@ -45,7 +45,7 @@ class Stats:
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
-    values: tuple[int, ...]
+    values: tuple[int | float, ...]
 
 
 #: A mart's row over a period: its group labels, its label, and every figure by column.
@@ -75,6 +75,7 @@ class SiteData:
     breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
     funnel_names: list[str] = field(default_factory=list)
+    imported: set[date] = field(default_factory=set)  # days from `footfall import plausible`
 
     def stats(self, start: date, end: date) -> Stats:
         rows = [s for d, s in self.days.items() if start <= d <= end]
@@ -170,11 +171,13 @@ def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
         return
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        "visit_duration_s from ff.daily_stats order by site, date"
+        "visit_duration_s, is_imported from ff.daily_stats order by site, date"
     ).fetchall():
         if site in sites:
-            v, n, p, vpv, br, dur = figures
+            v, n, p, vpv, br, dur, imported = figures
             sites[site].days[day] = Stats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
+            if imported:
+                sites[site].imported.add(day)
 
 
 def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
@@ -241,12 +244,19 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
     con.execute("drop table period_rows")
 
 
+def _number(value: Any) -> int | float:
+    """Counts stay whole; money and means (DECIMAL, DOUBLE) keep their fractions."""
+    if value is None:
+        return 0
+    return value if isinstance(value, int) else float(value)
+
+
 def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
     """A panel's figures of each row, largest first and `(other)` last; rows whose bar
     figure is 0 are left out (a page nobody entered is no entry page)."""
     out = []
     for group, label, values in rows:
-        figures = tuple(int(values[f.column] or 0) for f in panel.figures)
+        figures = tuple(_number(values[f.column]) for f in panel.figures)
         if figures[0] > 0:
             out.append(BreakdownRow(group, label, figures))
     out.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values], r.label is None,
