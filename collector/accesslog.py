@@ -571,20 +571,21 @@ class _Importer:
             return
         try:
             payload = from_object({
-                "n": c.PAGEVIEW, "u": page_url(request, self.site)[:c.MAX_URL], "d": self.site,
-                "r": None if request.referrer is None else request.referrer[:c.MAX_REFERRER],
+                "n": "pageview", "u": page_url(request, self.site)[:c.MAX_URL],
+                "d": self.site, "r": request.referrer,  # from_object cuts a long one
             })
-            line = self.enricher.line(payload, request.ip, request.user_agent, request.ts_ms)
+            enriched = self.enricher.lines(payload, request.ip, request.user_agent,
+                                           request.ts_ms)
         except BeaconError:
             summary.not_pageviews["unreadable URL"] += 1
             return
-        if isinstance(line, Dropped):
-            summary.not_pageviews[line.reason] += 1
+        if isinstance(enriched, Dropped):
+            summary.not_pageviews[enriched.reason] += 1
             return
-        line = msgspec.structs.replace(
-            line, id=imported_id(self.site, source, at, request.ts_ms))
-        out.add(c.encode(line))
-        summary.pageviews += 1
+        for line in enriched.lines:  # one: `d` names only the site
+            out.add(c.encode(msgspec.structs.replace(
+                line, id=imported_id(self.site, source, at, request.ts_ms))))
+            summary.pageviews += 1
 
     def _not_a_page(self, request: Request) -> str | None:
         if request.method not in self.methods:
