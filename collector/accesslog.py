@@ -356,13 +356,21 @@ class _State:
         os.replace(tmp, path)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _open(name: str, stdin: IO[bytes]) -> IO[bytes]:
+    """The decompressed bytes of a file or of stdin; gzip is told by its first bytes."""
     if name == "-":
+        peek = getattr(stdin, "peek", None)
+        if peek is not None and peek(2)[:2] == _GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=stdin, mode="rb")  # type: ignore[return-value]
         return stdin
-    f: IO[bytes] = open(name, "rb")  # noqa: SIM115 - closed by the caller
-    if f.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    return f
+    with open(name, "rb") as probe:
+        magic = probe.read(2)
+    if magic == _GZIP_MAGIC:
+        return gzip.open(name, "rb")  # type: ignore[return-value]
+    return open(name, "rb")
 
 
 Line = tuple[int, int, bytes | None]  # start offset, end offset, text without the newline

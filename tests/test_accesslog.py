@@ -217,9 +217,11 @@ def test_stdin_is_a_source_too(config: Config, tmp_path: Path) -> None:
     with open(write(tmp_path / "in" / "x.log", data.decode()), "rb") as stdin:
         assert import_logs(config, "example.com", ["-"], stdin=stdin,
                            progress=None).pageviews == 1
-    with open(tmp_path / "in" / "x.log", "rb") as stdin:
-        assert import_logs(config, "example.com", ["-"], stdin=stdin,
-                           progress=None).pageviews == 0
+    packed = write(tmp_path / "in" / "x.log.gz", "")
+    packed.write_bytes(gzip.compress(data))
+    with open(packed, "rb") as stdin:  # gzip on stdin is read as gzip: the same source
+        again = import_logs(config, "example.com", ["-"], stdin=stdin, progress=None)
+    assert (again.sources, again.lines, again.pageviews, again.malformed) == (1, 0, 0, 0)
     assert [line["path"] for line in imported(config)] == ["/piped"]
 
 
