@@ -20,6 +20,8 @@ and the state file records the offset read and the sizes written. Output is appe
 lines, then the state is replaced; a resumed import cuts both files back to the state and
 goes on from its offset, so a kill -9 anywhere loses and duplicates nothing.
 
+`follow=True` reads the files again every second until SIGINT or SIGTERM (a live log).
+
 Privacy: the IP and user agent are only hashed into a visitor id under a salt per local day
 kept in salts/import/ while the import runs and deleted when it ends (a kill -9 leaves them
 for the resume, which deletes them). Quarantine entries carry no line content.
@@ -35,7 +37,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import zlib
 from collections import Counter
@@ -481,7 +485,9 @@ class _Importer:
             cfg, site, fmt, summary, progress)
         self.methods = ("GET", "HEAD") if head else ("GET",)
         self.local_day = _LocalDays(configured.timezone)
-        self.enricher = Enricher(cfg, ImportVisitors(SaltStore(_salts_dir(cfg)), self.local_day))
+        self.salts = SaltStore(_salts_dir(cfg))
+        self.latest_day: date | None = None
+        self.enricher = Enricher(cfg, ImportVisitors(self.salts, self.local_day))
         if fmt == "common":
             self.enricher.agents = _UnknownAgents()
         self.tracked = tracker_days(cfg, site, configured.timezone)
@@ -573,6 +579,8 @@ class _Importer:
             summary.not_pageviews[reason] += 1
             return
         day = self.local_day(request.ts_ms)
+        if self.latest_day is None or day > self.latest_day:
+            self.latest_day = day
         if day in self.tracked:
             summary.tracked_days.add(day)
             summary.tracked_lines += 1
@@ -594,6 +602,11 @@ class _Importer:
             out.add(c.encode(msgspec.structs.replace(
                 line, id=imported_id(self.site, source, at, request.ts_ms))))
             summary.pageviews += 1
+
+    def expire(self) -> None:
+        """While following: drop the salts of days before yesterday, as the collector does."""
+        if self.latest_day is not None:
+            self.salts.expire(self.latest_day)
 
     def _not_a_page(self, request: Request) -> str | None:
         if request.method not in self.methods:
@@ -736,11 +749,18 @@ def tracker_days(cfg: Config, site: str, timezone: str) -> set[date]:
 
 def import_logs(cfg: Config, site: str, files: Sequence[str], fmt: str = "combined", *,
                 head: bool = False, stdin: IO[bytes] | None = None,
-                progress: TextIO | None = sys.stderr) -> ImportSummary:
-    """Import access logs into data_dir/logs/import/<site>/; see the module docstring."""
+                progress: TextIO | None = sys.stderr, follow: bool = False,
+                poll_s: float = 1.0) -> ImportSummary:
+    """Import access logs into data_dir/logs/import/<site>/; see the module docstring.
+
+    With `follow`, read the files again every `poll_s` seconds for their new lines until
+    SIGINT or SIGTERM, which end it normally (a rotated file is followed by its new name)."""
     summary = ImportSummary()
     if list(files).count("-") > 1:
         raise FootfallError("'-' (stdin) can be given once")
+    if follow and "-" in files:
+        raise FootfallError("--follow reads files again as they grow; for a pipe leave "
+                            "--follow out (the import reads stdin to its end)")
     for name in files:
         if name != "-" and not os.path.isfile(name):
             raise FootfallError(f"no log file at {name}; pass existing files, or - for stdin")
@@ -753,12 +773,28 @@ def import_logs(cfg: Config, site: str, files: Sequence[str], fmt: str = "combin
             raise FootfallError(f"another footfall import is writing to {lock_dir}; "
                                 f"wait for it to finish") from None
         shown = _Progress(progress)
+        stop_on_term = follow and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if stop_on_term else None
         try:
             importer = _Importer(cfg, site, fmt, head, summary, shown)
-            for name in files:
-                importer.run(name, stdin if stdin is not None else sys.stdin.buffer)
+            while True:
+                for name in files:
+                    importer.run(name, stdin if stdin is not None else sys.stdin.buffer)
+                if not follow:
+                    break
+                importer.expire()
+                time.sleep(poll_s)
+        except KeyboardInterrupt:
+            if not follow:
+                raise  # every line read so far is in, and its state saved
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             shown.tick(summary, final=True)
             # Deleted however the import ends; only a kill -9 leaves them, for the resume.
             shutil.rmtree(_salts_dir(cfg), ignore_errors=True)
     return summary
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

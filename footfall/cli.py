@@ -157,6 +157,8 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     logs.add_argument("--format", choices=FORMATS, default="combined",
                       help="the log's format (default: combined)")
     logs.add_argument("--head", action="store_true", help="count HEAD requests as views too")
+    logs.add_argument("--follow", action="store_true",
+                      help="keep reading the files as they grow, until Ctrl-C or SIGTERM")
     logs.add_argument("-v", "--verbose", action="store_true",
                       help="print the summary even when not on a terminal")
     for kind in (plausible, logs):  # so --config may also follow the kind's own arguments
@@ -178,7 +180,8 @@ def _import(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _import_logs(cfg: Config, args: argparse.Namespace) -> int:
-    summary = import_logs(cfg, args.site, args.files, args.format, head=args.head)
+    summary = import_logs(cfg, args.site, args.files, args.format, head=args.head,
+                          follow=args.follow)
     if args.verbose or sys.stderr.isatty():
         print(f"footfall import: {summary.describe()}; `footfall run` builds the reports",
               file=sys.stderr)

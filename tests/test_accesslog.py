@@ -541,3 +541,43 @@ def test_command_errors_are_one_line_with_the_fix(config: Config, tmp_path: Path
     assert done.returncode == 0 and len(imported(config)) == 1
     [warning] = done.stderr.splitlines()
     assert warning.startswith("footfall import: 1 malformed lines quarantined in ")
+
+
+def test_follow_imports_lines_as_they_are_written_until_sigterm(config: Config,
+                                                                tmp_path: Path) -> None:
+    log = write(tmp_path / "in" / "access.log",
+                clf(GB_IP, "30/Nov/2026:10:00:00 +0000", "GET /first HTTP/1.1"))
+    assert config.source is not None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "import", "logs", str(log), "--site", "example.com",
+         "--follow", "--config", str(config.source)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_for(paths: list[str]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if [line["path"] for line in imported(config)] == paths:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{[line['path'] for line in imported(config)]} != {paths}")
+
+    try:
+        wait_for(["/first"])
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(clf(GB_IP, "30/Nov/2026:10:00:30 +0000", "GET /second HTTP/1.1"))
+        wait_for(["/first", "/second"])
+        assert (config.salts_dir / "import").is_dir()  # the day's salt, while it follows
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and err == ""
+    assert not (config.salts_dir / "import").exists()
+    # the same visitor on the same day kept one id while followed
+    assert len({line["visitor"] for line in imported(config)}) == 1
+
+
+def test_follow_needs_files(config: Config) -> None:
+    with pytest.raises(FootfallError, match="leave --follow out"):
+        import_logs(config, "example.com", ["-"], follow=True, progress=None)
