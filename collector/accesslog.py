@@ -409,7 +409,7 @@ def _lines(f: IO[bytes], complete_only: bool, offset: int = 0) -> Iterator[Line]
 
 @dataclass
 class ImportSummary:
-    sources: int = 0
+    source_ids: set[str] = field(default_factory=set)
     lines: int = 0  # lines read this time (resumed parts not counted again)
     bytes: int = 0
     pageviews: int = 0
@@ -419,6 +419,10 @@ class ImportSummary:
     tracked_lines: int = 0
     quarantine: list[Path] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # gzip files cut short: read up to there
+
+    @property
+    def sources(self) -> int:
+        return len(self.source_ids)
 
     def describe(self) -> str:
         others = ", ".join(f"{n:,} {why}" for why, n in sorted(self.not_pageviews.items()))
@@ -510,12 +514,12 @@ class _Importer:
                 first = next(lines, None)
             except (EOFError, zlib.error):
                 first = None
-                self.summary.damaged.append(label)
+                self._damaged(label)
             if first is None:
                 return
             # A first line too long to read is named by its length: it is quarantined anyway.
             source = self.source_id(first[2] if first[2] is not None else b"%d" % first[1])
-            self.summary.sources += 1
+            self.summary.source_ids.add(source)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             state_path = self.out_dir / f"{source}.state"
             state = _State.load(state_path)
@@ -533,11 +537,11 @@ class _Importer:
             try:
                 self._read(source, label, lines, state, state_path, out, quarantine)
             except (EOFError, zlib.error):
-                self.summary.damaged.append(label)  # the lines before the damage are in
+                self._damaged(label)  # the lines before the damage are in
             finally:
                 out.close()
                 quarantine.close()
-            if quarantine.size:
+            if quarantine.size and quarantine.path not in self.summary.quarantine:
                 self.summary.quarantine.append(quarantine.path)
 
     def _read(self, source: str, label: str, lines: Iterator[Line],
@@ -602,6 +606,10 @@ class _Importer:
             out.add(c.encode(msgspec.structs.replace(
                 line, id=imported_id(self.site, source, at, request.ts_ms))))
             summary.pageviews += 1
+
+    def _damaged(self, label: str) -> None:
+        if label not in self.summary.damaged:  # once, also when followed
+            self.summary.damaged.append(label)
 
     def expire(self) -> None:
         """While following: drop the salts of days before yesterday, as the collector does."""
