@@ -35,7 +35,7 @@ KEEP_LINES = 1000
 #: Bytes kept of each refused line.
 KEEP_BYTES = 8192
 #: Characters of a logged value quoted in a reason.
-_QUOTE_CHARS = 100
+QUOTE_CHARS = 100
 
 
 class Refused(msgspec.Struct):
@@ -54,7 +54,7 @@ class Found:
 
 
 def _quote(text: str) -> str:
-    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "…"
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
 
 
 def reason(line: bytes, sites: frozenset[str]) -> str | None:

@@ -99,6 +99,9 @@ class Skipped:
     why: str  # completes "data_dir/logs/<source> …"
 
 
+_A_LINK = "is a symbolic link, which footfall does not follow; move the file itself into logs/"
+
+
 def discover(logs_dir: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
     """Every source under logs_dir, sorted, as (relative name, path); and what was passed over.
 
@@ -118,7 +121,13 @@ def discover(logs_dir: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
 
     walked: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(logs_dir, onerror=unlistable):
-        here = os.stat(root)
+        try:
+            here = os.stat(root)
+        except OSError as exc:  # removed, or made unreadable, since its parent was listed
+            if not isinstance(exc, FileNotFoundError):
+                unlistable(exc)
+            dirs.clear()
+            continue
         if (here.st_dev, here.st_ino) in walked:
             skipped.append(Skipped(name(root), "is a folder already read under another name"))
             dirs.clear()
@@ -144,9 +153,6 @@ def discover(logs_dir: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
             else:
                 found.append((name(path), path))
     return sorted(found), skipped
-
-
-_A_LINK = "is a symbolic link, which footfall does not follow; move the file itself into logs/"
 
 
 def _open(path: Path) -> BinaryIO:

@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -361,3 +362,27 @@ def test_the_database_quarantine_and_exports_are_0640_in_0750_folders(tmp_path: 
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o027 == 0, (path, oct(mode))
         assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+
+
+def test_the_pipeline_guarantees_match_the_code() -> None:
+    """docs/guarantees.md states the limits the code holds, and names tests that exist."""
+    text = (ROOT / "docs/guarantees.md").read_text()
+    section = text[text.index("## Pipeline"):]
+    section = section[: section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    for limit in (f"{sources.MAX_LINE_BYTES:,} bytes", f"{sources.MAX_GZ_EXPANSION} times",
+                  f"{quarantine.KEEP_LINES:,} refused lines", f"{quarantine.KEEP_BYTES:,} bytes",
+                  f"umask {database.UMASK:03o}", f"quotes at most {quarantine.QUOTE_CHARS} "):
+        assert limit in section, limit
+    cited = re.findall(r"`(tests/\w+\.py)::(\w+)`", section)
+    assert len(cited) >= 12
+    for path, name in cited:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M), (path, name)
+    # the log contract and the schema page state the same limits
+    for page in ("docs/log-format.md", "docs/schema.md"):
+        prose = (ROOT / page).read_text()
+        for limit in ("1 MiB", f"first {quarantine.KEEP_LINES:,}",
+                      f"{quarantine.KEEP_BYTES // 1024} KiB",
+                      f"{sources.MAX_GZ_EXPANSION} times" if page.endswith("schema.md")
+                      else f"{sources.MAX_GZ_EXPANSION} decompressed bytes"):
+            assert limit in prose, (page, limit)
+    assert sources.MAX_LINE_BYTES == 1 << 20
