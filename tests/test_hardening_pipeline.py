@@ -386,3 +386,10 @@ def test_the_pipeline_guarantees_match_the_code() -> None:
                       else f"{sources.MAX_GZ_EXPANSION} decompressed bytes"):
             assert limit in prose, (page, limit)
     assert sources.MAX_LINE_BYTES == 1 << 20
+
+
+def test_duckdb_reads_any_line_the_limit_lets_through() -> None:
+    """The staging model's JSON buffer must hold the longest line sources.py passes on."""
+    sql = (ROOT / "pipeline/models/staging/stg_log_lines.sql").read_text()
+    found = re.search(r"maximum_object_size = (\d+)", sql)
+    assert found and int(found[1]) > sources.MAX_LINE_BYTES
