@@ -379,8 +379,9 @@ def _plan_gz(
         return None
     end, cuts, stopped = _gunzip_complete(f, copy, MAX_GZ_EXPANSION * size)
     if stopped:
+        read = f"only its first {end:,} bytes were read" if end else "none of it was read"
         skipped.append(Skipped(source, f"decompresses to more than {MAX_GZ_EXPANSION} times its "
-                                       f"size; only its first {end:,} bytes were read"))
+                                       f"size; {read}"))
     if end == 0:
         return None
     return Slice(source, copy, 0, end, size, head, False, tuple(cuts))
