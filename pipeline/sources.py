@@ -99,6 +99,19 @@ class Skipped:
     why: str  # completes "data_dir/logs/<source> …"
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8 come back as lone surrogates
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """text with control characters (and undecodable bytes) escaped, safe on a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 _A_LINK = "is a symbolic link, which footfall does not follow; move the file itself into logs/"
 
 
@@ -142,6 +155,9 @@ def discover(logs_dir: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
             if not file.endswith((".jsonl", ".jsonl.gz")) or file.startswith("."):
                 continue
             path = Path(root) / file
+            if not _is_utf8(name(path)):  # DuckDB could not be given its name
+                skipped.append(Skipped(name(path), "has a name that is not UTF-8; rename it"))
+                continue
             try:
                 mode = path.lstat().st_mode
             except FileNotFoundError:  # rotated away since the listing
@@ -346,7 +362,7 @@ def plan(
         if s is not None:
             slices.append(s)
     for s_ in skipped:
-        log.warning("data_dir/logs/%s %s", s_.source, s_.why)
+        log.warning("data_dir/logs/%s %s", printable(s_.source), s_.why)
     return slices, skipped
 
 

@@ -297,6 +297,27 @@ def test_links_are_not_followed_and_loops_do_not_hold_the_run(tmp_path: Path) ->
     assert not cfg.quarantine_dir.exists() or not any(cfg.quarantine_dir.rglob("*.jsonl"))
 
 
+def test_hostile_file_names_neither_stop_the_run_nor_reach_the_terminal_raw(
+    tmp_path: Path,
+) -> None:
+    """A name that is not UTF-8 stopped every run (DuckDB cannot take it); a name with an
+    escape sequence would have been printed as one."""
+    cfg = make_cfg(tmp_path)
+    cfg.logs_dir.mkdir(parents=True)
+    logs = os.fsencode(cfg.logs_dir)
+    Path(os.fsdecode(logs + b"/\xffbad.jsonl")).write_bytes(line(id="x") + b"\n")
+    (cfg.logs_dir / "new\nline.jsonl").write_bytes(line(id="a") + b"\n{bad\n")
+    (cfg.logs_dir / "\x1b[31mred.jsonl").symlink_to(cfg.logs_dir / "new\nline.jsonl")
+    code, err, _ = footfall_run(cfg)
+    assert code == 0, err
+    assert "data_dir/logs/\\udcffbad.jsonl has a name that is not UTF-8" in err
+    assert "data_dir/logs/\\x1b[31mred.jsonl is a symbolic link" in err
+    assert "\x1b" not in err and "\udcff" not in err
+    assert count(cfg, "select count(*) from events") == 1
+    assert count(cfg, "select count(*) from pipeline.quarantine") == 1
+    assert quarantine.file_for(cfg.quarantine_dir, "new\nline.jsonl").is_file()
+
+
 # --- hostile lines: each quarantined with a reason, the rest read -------------------------------
 
 HOSTILE = {
