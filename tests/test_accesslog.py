@@ -541,6 +541,10 @@ def test_command_errors_are_one_line_with_the_fix(config: Config, tmp_path: Path
     assert done.returncode == 0 and len(imported(config)) == 1
     [warning] = done.stderr.splitlines()
     assert warning.startswith("footfall import: 1 malformed lines quarantined in ")
+    # the pipeline's own quarantine clean-up (after --full) leaves the import's alone
+    where = Path(warning.split(" quarantined in ", 1)[1])
+    assert footfall(config, "run", "--full", "--no-site").returncode == 0
+    assert len(where.read_text().splitlines()) == 1
 
 
 def test_follow_imports_lines_as_they_are_written_until_sigterm(config: Config,
