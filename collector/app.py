@@ -123,7 +123,8 @@ class ServerLogFilter(logging.Filter):
         if exc is not None and exc.__traceback__ is not None:
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-        record.msg = "HTTP server error (request data withheld)"
+        what = "error" if record.levelno >= logging.ERROR else "message"
+        record.msg = f"HTTP server {what} (request data withheld)"
         record.args = ()
         record.exc_info = record.exc_text = record.stack_info = None
         record.fields = {"error": kind, "where": where}
