@@ -14,11 +14,14 @@ import os
 import socket
 import stat
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from collector.app import create_app
 from collector.ratelimit import RateLimit
@@ -287,3 +290,37 @@ def test_head_records_nothing_and_files_are_not_world_readable(collector_process
     assert any(p.suffix == ".jsonl" for p in made)
     for path in made:
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o007 == 0, path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def locked(path: Path) -> dict[str, str]:
+    """name → pinned version, from a pip-compile lock."""
+    pins: dict[str, str] = {}
+    lines = path.read_text().splitlines()
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        if line and not line[0].isspace() and not line.startswith("#") and "==" in line:
+            name, version = line.split(";")[0].rstrip(" \\").split("==")
+            # make installs with --require-hashes, which refuses a pin without one
+            assert after.strip().startswith("--hash=sha256:"), f"{name} has no hash in {path}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("requirements.lock", []),
+                                               ("requirements-dev.lock", ["dev"])])
+def test_locks_pin_every_declared_dependency_within_its_floor(lock: str,
+                                                              extras: list[str]) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"],
+                *(r for extra in extras for r in project["optional-dependencies"][extra])]
+    pins = locked(ROOT / lock)
+    for raw in declared:
+        req = Requirement(raw)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{lock} lacks {name}: regenerate it (docs/deploy.md)"
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"{lock} pins {name}=={pins[name]}, outside {req.specifier}: regenerate it"
