@@ -8,9 +8,11 @@ URL and headers; everything the collector process writes is then searched for th
 from __future__ import annotations
 
 import gzip
+import inspect
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import time
@@ -324,3 +326,53 @@ def test_locks_pin_every_declared_dependency_within_its_floor(lock: str,
         assert name in pins, f"{lock} lacks {name}: regenerate it (docs/deploy.md)"
         assert req.specifier.contains(pins[name], prereleases=True), \
             f"{lock} pins {name}=={pins[name]}, outside {req.specifier}: regenerate it"
+
+
+def default(fn: Any, name: str) -> Any:
+    return inspect.signature(fn).parameters[name].default
+
+
+def test_guarantees_name_real_tests_and_the_limits_in_the_code() -> None:
+    from aiohttp.web_protocol import RequestHandler
+
+    from collector import beacon, identity, ratelimit, server
+    from collector.geo import CountryLookup
+    from collector.useragent import AgentParser
+    from footfall.config import Collector
+
+    text = (ROOT / "docs" / "guarantees.md").read_text()
+    named = re.findall(r"`tests/(test_\w+\.py)::(\w+)`", text)
+    assert len(named) >= 15
+    for file, test in named:
+        source = (ROOT / "tests" / file).read_text()
+        assert re.search(rf"^(async )?def {test}\(", source, re.M), f"no {file}::{test}"
+
+    assert default(RequestHandler.__init__, "max_field_size") == \
+        default(RequestHandler.__init__, "max_line_size")
+    collector = Collector()
+    expected = {
+        "beacon body": f"{beacon.MAX_BODY} bytes",
+        **{f"`collector.{key}`": str(getattr(collector, key))
+           for key in ("body_timeout_s", "keepalive_s", "max_connections", "rate_limit_per_min")},
+        "rate-limit clients": str(ratelimit.MAX_CLIENTS),
+        "ids carried over midnight": str(identity.MAX_CARRIED),
+        "drain on SIGTERM": f"{server.SHUTDOWN_S} s",
+        "request line or header line": f"{default(RequestHandler.__init__, 'max_line_size')} bytes",
+        "headers per request": str(default(RequestHandler.__init__, "max_headers")),
+        "user-agent cache": str(default(AgentParser.__init__, "cache_size")),
+        "IP → country cache": str(default(CountryLookup.__init__, "cache_size")),
+    }
+    section = text.split("### Limits", 1)[1].split("\n\n", 2)[1]
+    rows = {cells[0]: cells[1] for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:])}
+    assert rows == expected
+
+
+def test_the_nginx_examples_publish_only_the_beacon_and_the_tracker(config: Any) -> None:
+    app = create_app(config)
+    routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    for doc in (ROOT / "README.md", ROOT / "docs" / "deploy.md"):
+        blocks = re.findall(r"```nginx\n(.*?)```", doc.read_text(), re.S)
+        published = {loc for block in blocks for loc in re.findall(r"location\s+(.+?)\s*\{", block)}
+        assert published == {"= /api/event", "= /tracker.js"}, doc  # not /metrics, /healthz
+        assert {loc.removeprefix("= ") for loc in published} <= routes, doc
