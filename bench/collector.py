@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from footfall.demo import free_port
+
 BARE = textwrap.dedent("""
     import sys
     from aiohttp import web
@@ -62,12 +64,6 @@ LUA = textwrap.dedent("""
         latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
     end
 """)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int) -> None:
@@ -120,7 +116,7 @@ def start_collector(workdir: Path, loop: str) -> tuple[subprocess.Popen[bytes], 
                          # wrk is one client IP: keep the limiter's work, not its 429s
                          "rate_limit_per_min": 10**9}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen([*pin(0), sys.executable, "-m", "collector", "--config",
+    proc = subprocess.Popen([*pin(0), sys.executable, "-m", "footfall", "collect", "--config",
                              str(workdir / "config.yaml")], stderr=subprocess.DEVNULL,
                             env={**os.environ, "FOOTFALL_EVENT_LOOP": loop})
     wait_port(port)

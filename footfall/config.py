@@ -374,9 +374,22 @@ def load(path: Path | str) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+        raise ConfigError(str(path), [_yaml_problem(exc)]) from None
     cfg = parse(raw, path.resolve().parent, str(path))
     return dataclasses.replace(cfg, source=path.resolve())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where the YAML broke, by line and column of the file (PyYAML names the text it was
+    given `<unicode string>`, and spreads the spot over several lines with a caret)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context:
+        what = f"{what} ({context})"
+    if mark is None:
+        return f"not valid YAML: {what}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
 
 
 def documented_keys() -> list[tuple[str, str, str]]:

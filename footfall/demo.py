@@ -40,8 +40,8 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from footfall import batch, contract
 from footfall import config as config_mod
-from footfall import contract
 from footfall.config import Config
 
 T = TypeVar("T")
@@ -435,7 +435,7 @@ async def send_live(cfg: Config, events: list[Event], rng: random.Random) -> dic
     clock = [int(time.time() * 1000)]
     runner = web.AppRunner(create_app(cfg, clock=lambda: clock[0]), access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}/api/event"
     counts = {"sent": 0, "accepted": 0, "bots": 0}
@@ -456,7 +456,8 @@ async def send_live(cfg: Config, events: list[Event], rng: random.Random) -> dic
     return counts
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (tests and benchmarks use it too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -498,9 +499,6 @@ class DemoResult:
 def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale: float = 1.0,
           say: Any = print) -> DemoResult:
     """Everything but serving: workspace, traffic, pipeline, site."""
-    from pipeline import run as run_pipeline
-    from reports import render_site
-
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     cfg = write_workspace(workspace)
@@ -514,11 +512,11 @@ def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale:
     say(f"Sending today's {len(live):,} events as HTTP beacons to a collector…")
     counts = _in_thread(lambda: asyncio.run(send_live(cfg, live, random.Random(11))))
     say(f"  {counts['accepted']:,} accepted; {counts['bots']} beacons from bots were dropped.")
-    say("Running the pipeline…")
-    summary = run_pipeline(cfg, progress=None)
-    say(f"  {summary.describe()}")
-    rendered = render_site(cfg, now)
-    say(f"Rendered the site: {rendered.describe()}")
+    say("Running the pipeline, then rendering the site…")
+    result = batch.run(cfg, now=now, progress=None)
+    say(f"  {result.pipeline.describe()}")
+    if result.site:
+        say(f"Rendered the site: {result.site.describe()}")
     return DemoResult(cfg, len(past), counts, round(time.perf_counter() - started, 1))
 
 

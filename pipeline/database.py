@@ -24,6 +24,7 @@ import duckdb
 
 from footfall.config import Config
 from footfall.errors import PipelineError
+from footfall.sqltext import literal
 from pipeline import models
 
 
@@ -89,18 +90,15 @@ def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
         con.execute(f"set threads = {int(p.threads)}")
     spill = tmp_dir(cfg) / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"set temp_directory = '{_quote(str(spill))}'")
+    con.execute(f"set temp_directory = {literal(spill)}")
     con.execute("set preserve_insertion_order = false")
     con.execute("set enable_progress_bar = false")  # quiet for cron; steps report progress
     # large staging tables live in a second file, so they never bloat the published one;
     # models find them by name through the search path
-    con.execute(f"attach '{_quote(str(work_path(cfg)))}' as {models.WORK}")
+    con.execute(f"attach {literal(work_path(cfg))} as {models.WORK}")
     con.execute(f"set search_path = 'main,{models.WORK}'")
     return con
 
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _fsync(path: Path) -> None:

@@ -1,7 +1,9 @@
 """The SQL models and the runner that materialises them, in layer order.
 
 Each model is one `.sql` file under `pipeline/models/<layer>/`; the file name is the table
-name. Its first line says how the runner materialises it:
+name. A mart built from a template (footfall/marts.py, `Mart.template`) has no file of its own:
+`marts/_<template>.sql` is rendered with the mart's identifiers instead. Its first line says
+how the runner materialises it:
 
     -- materialized: view                          a temp view, rebuilt every run
     -- materialized: table                         a temp table, rebuilt every run
@@ -20,9 +22,11 @@ name. Its first line says how the runner materialises it:
                                                    inserted, existing rows get columns a, b
                                                    (rewritten, only where those changed)
 
-The runner assembles no SQL beyond wrapping a file in `create … as` / `insert into … by name`,
-a `delete … using` on the key columns named in that header, and for a merge the join that
-finds which stored rows changed. Values go in as parameters.
+Public tables exist before any model runs: `prepare` creates each one the registry declares,
+with the registry's columns, and adds columns a newer registry declares to an older file.
+The runner assembles no SQL beyond that DDL, wrapping a file in `create … as` / `insert into
+… by name`, a `delete … using` on the key columns named in that header, and for a merge the
+join that finds which stored rows changed. Values go in as parameters.
 """
 
 from __future__ import annotations
@@ -35,41 +39,34 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+import jinja2
+
+from footfall import marts
 
 #: The catalog of the run's work database (see database.open_build).
 WORK = "work"
 
-#: The run order. Layers never read a later layer; within a layer, this order.
-ORDER: tuple[str, ...] = (
-    "staging/stg_log_lines",
+#: The model the read step builds: the only one that reads the log files.
+READ = "staging/stg_log_lines"
+
+#: The models before the marts, in run order. Layers never read a later layer.
+BEFORE_MARTS: tuple[str, ...] = (
+    READ,
     "staging/stg_repeated_ids",
     "staging/stg_events",
+    "staging/stg_stored_events",
     "intermediate/int_new_events",
     "intermediate/int_affected_visitors",
     "intermediate/int_visitor_events",
     "intermediate/int_event_sessions",
     "intermediate/int_affected_days",
-    "marts/events",
-    "marts/sessions",
-    "marts/daily_stats",
-    "marts/daily_pages",
-    "marts/daily_sources",
-    "marts/daily_referrers",
-    "marts/daily_utm_source",
-    "marts/daily_utm_medium",
-    "marts/daily_utm_campaign",
-    "marts/daily_countries",
-    "marts/daily_browsers",
-    "marts/daily_operating_systems",
-    "marts/daily_devices",
-    "marts/daily_events",
-    "marts/daily_event_props",
-    "marts/daily_hours",
-    "marts/funnel_steps",
 )
 
-#: The public tables, in the order docs/schema.md lists them.
-MARTS: tuple[str, ...] = tuple(m.split("/")[1] for m in ORDER if m.startswith("marts/"))
+
+def order() -> tuple[str, ...]:
+    """Every model in run order: staging, intermediate, then the registry's marts."""
+    return (*BEFORE_MARTS, *(m.model for m in marts.MARTS))
+
 
 #: Where each incremental key's affected set lives.
 AFFECTED = {
@@ -84,12 +81,14 @@ _HEADER = re.compile(
     rf"|merge on (?P<merge_key>[a-z_]+), updating (?P<updates>{_NAMES}))\s*$"
 )
 _PARAM = re.compile(r"\$([a-z_]+)")
+# identifiers only: a template is rendered with names from the registry, never with data
+_TEMPLATES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                keep_trailing_newline=True)
 
 
 @dataclass(frozen=True)
 class Model:
     name: str
-    layer: str
     sql: str
     kind: str  # view | table | work | incremental | merge
     key: tuple[str, ...] = ()
@@ -105,37 +104,66 @@ def _read(relative: str) -> str:
     return (resources.files("pipeline") / "models" / relative).read_text(encoding="utf-8")
 
 
-def load(name: str) -> Model:
+def source(name: str) -> str:
+    """The SQL text of a model: its file, or its mart's template rendered."""
     layer, table = name.split("/")
-    sql = _read(f"{name}.sql")
+    mart = next((m for m in marts.MARTS if m.table == table), None) if layer == "marts" else None
+    if mart is not None and mart.template is not None:
+        template = _TEMPLATES.from_string(_read(f"marts/{mart.template}.sql"))
+        return template.render(table=mart.table, dimension=mart.dimension)
+    return _read(f"{name}.sql")
+
+
+def load(name: str) -> Model:
+    table = name.split("/")[1]
+    sql = source(name)
     header = _HEADER.match(sql.splitlines()[0])
     if header is None:
         raise ValueError(f"pipeline/models/{name}.sql must start with '-- materialized: …'")
     kind = "work" if header["kind"] == "work table" else header["kind"].split()[0].rstrip(",")
     if kind == "merge":
-        return Model(table, layer, sql.rstrip().rstrip(";"), kind, (header["merge_key"],),
+        return Model(table, sql.rstrip().rstrip(";"), kind, (header["merge_key"],),
                      tuple(header["updates"].split(", ")))
     key = tuple(header["key"].split(", ")) if header["key"] else ()
     if kind == "incremental" and key not in AFFECTED:
         raise ValueError(f"{name}: no affected set for key {key}")
-    return Model(table, layer, sql.rstrip().rstrip(";"), kind, key,
+    return Model(table, sql.rstrip().rstrip(";"), kind, key,
                  view_when_fresh=header["lazy"] is not None)
 
 
 def digest() -> str:
-    """Changes whenever a model or macro changes, so an upgrade rebuilds what it affects."""
+    """Changes whenever a model, a macro or a mart's columns change, so an upgrade rebuilds
+    what it affects."""
     h = hashlib.blake2b(digest_size=16)
-    for name in (*ORDER, "macros"):
-        h.update(_read(f"{name}.sql").encode())
+    for name in order():
+        h.update(source(name).encode())
+    h.update(_read("macros.sql").encode())
+    for mart in marts.MARTS:
+        h.update(repr(mart.columns).encode())
     return h.hexdigest()
-
-
-def all_models() -> list[Model]:
-    return [load(name) for name in ORDER]
 
 
 def create_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_read("macros.sql"))
+
+
+def prepare(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> None:
+    """The bookkeeping schema (models/state.sql) and every public table of the registry.
+
+    With `rebuild`, the incremental marts start empty in the registry's current layout (the
+    stored `events` are kept: they are the history everything is recomputed from)."""
+    con.execute(_read("state.sql"))
+    for mart in marts.MARTS:
+        if rebuild and load(mart.model).kind == "incremental":
+            con.execute(f"drop table if exists main.{mart.table}")
+        columns = ", ".join(f"{c.name} {c.type}" for c in mart.columns)
+        con.execute(f"create table if not exists main.{mart.table} ({columns})")
+        stored = {name for (name,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'main' and table_name = ?", [mart.table]).fetchall()}
+        for c in mart.columns:
+            if c.name not in stored:
+                con.execute(f"alter table main.{mart.table} add column {c.name} {c.type}")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main") -> bool:
@@ -151,7 +179,8 @@ def materialise(
     con: duckdb.DuckDBPyConnection, model: Model, params: Mapping[str, Any],
     fresh: bool = False,
 ) -> None:
-    """Build one model; public tables are created on first use, then patched."""
+    """Build one model. Public tables exist already (`prepare`); on a fresh database they
+    are empty, so their rows are simply inserted."""
     values = {k: params[k] for k in model.params}
     if model.kind == "view" or (model.kind == "table" and fresh and model.view_when_fresh):
         con.execute(f"create or replace temp view {model.name} as {model.sql}", values)
@@ -159,8 +188,8 @@ def materialise(
         con.execute(f"create or replace temp table {model.name} as {model.sql}", values)
     elif model.kind == "work":
         con.execute(f"create or replace table {WORK}.{model.name} as {model.sql}", values)
-    elif not table_exists(con, model.name):
-        con.execute(f"create table {model.name} as {model.sql}", values)
+    elif fresh:
+        con.execute(f"insert into {model.name} by name {model.sql}", values)
     elif model.kind == "merge":
         _merge(con, model, values)
     else:

@@ -62,13 +62,6 @@ def find(s: Slice, sites: frozenset[str]) -> list[Refused]:
     return out
 
 
-def create_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "create table if not exists pipeline.quarantine ("
-        "source varchar, \"offset\" bigint, reason varchar, line varchar)"
-    )
-
-
 def record(con: duckdb.DuckDBPyConnection, s: Slice, refused: list[Refused]) -> None:
     """Replace what the table holds for the re-read part of the source with `refused`."""
     con.execute(

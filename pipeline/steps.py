@@ -2,11 +2,16 @@
 
     plan        which bytes are new (sources.py)
     read        staging/stg_log_lines.sql over them; quarantine the refused lines
-    model       the rest of models/ in layer order, only for the affected visitors and days
-    export      CSV and Parquet into site_dir/exports (exports.py)
+    model       the rest of models/ in layer order (models.order()), only for the affected
+                visitors and days, with HOOKS after some models
+    export      CSV and Parquet (exports.py) and the quarantine files, from the private copy
     publish     checkpoint the private copy and os.replace it over footfall.duckdb
 
-The site step (reports) will hook in after `export`; `run` returns a RunSummary for it.
+Everything is built in a private copy of the database; exports and quarantine files are
+written, each atomically, before the database is published. A run that fails after the export
+step has therefore refreshed files that describe a database it did not publish; the next run
+writes them again from the state it publishes. The dashboard is rendered afterwards, from the
+published database (reports/).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -27,7 +32,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, exports, models, quarantine, sources
+from pipeline import database, exports, imports, models, quarantine, sources
 
 
 @dataclass
@@ -104,36 +109,10 @@ def _prop_text(value: contract.PropValue) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
-def _create_state_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists pipeline")
-    con.execute(
-        "create table if not exists pipeline.files ("
-        "source varchar primary key, size bigint, consumed bigint, head varchar)"
-    )
-    con.execute(
-        "create table if not exists pipeline.state (key varchar primary key, value varchar)"
-    )
-    con.execute(
-        "create table if not exists pipeline.runs (finished_at timestamp, summary json)"
-    )
-    quarantine.create_table(con)
-    exports.create_table(con)
-
-
 def _seed(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
-    """The config as small tables the models join: sites and funnel definitions."""
-    con.execute("create or replace table pipeline.sites (site varchar, timezone varchar)")
+    """The config into the small tables the models join (declared in models/state.sql)."""
     con.executemany("insert into pipeline.sites values (?, ?)",
                     [[s.domain, s.timezone] for s in cfg.sites])
-    con.execute(
-        "create or replace table pipeline.funnel_definitions ("
-        "site varchar, funnel varchar, step integer, step_name varchar, path varchar, "
-        "path_like varchar, event_name varchar, prop_count integer)"
-    )
-    con.execute(
-        "create or replace table pipeline.funnel_step_props ("
-        "site varchar, funnel varchar, step integer, prop varchar, value varchar)"
-    )
     steps, props = [], []
     for f in cfg.funnels:
         for i, st in enumerate(f.steps, start=1):
@@ -156,17 +135,6 @@ def _known(con: duckdb.DuckDBPyConnection | None) -> tuple[dict[str, sources.Con
     }
     row = con.execute("select value from pipeline.state where key = 'fingerprint'").fetchone()
     return known, (row[0] if row else None)
-
-
-def _previous_events_view(con: duckdb.DuckDBPyConnection) -> None:
-    """The events stored by earlier runs, as the models' source (dbt's `{{ this }}`)."""
-    if models.table_exists(con, "events"):
-        con.execute("create or replace temp view previous_events as select * from main.events")
-    else:
-        con.execute(
-            "create or replace temp table previous_events as "
-            "select *, null::date as date from stg_events where false"
-        )
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -220,8 +188,11 @@ def _run(
             summary.seconds = round(time.perf_counter() - started, 3)
             return summary
         con = database.open_build(cfg, fresh=fresh)
+        run = Run(cfg, con, summary, show, slices, fresh=fresh, rebuild_all=rebuild_all,
+                  params={"timeout_minutes": cfg.sessions.timeout_minutes,
+                          "rebuild_all": rebuild_all, "rebuild_from": since})
         try:
-            _build(cfg, con, slices, summary, show, rebuild_all, since, fresh, new_fingerprint)
+            _build(run, new_fingerprint)
             with show.step(summary, "publish"):
                 database.publish(cfg, con)
         except BaseException:
@@ -233,86 +204,101 @@ def _run(
     return summary
 
 
-def _build(
-    cfg: Config,
-    con: duckdb.DuckDBPyConnection,
-    slices: list[sources.Slice],
-    summary: RunSummary,
-    show: Progress,
-    rebuild_all: bool,
-    since: date | None,
-    fresh: bool,
-    new_fingerprint: str,
-) -> None:
-    tmp = database.tmp_dir(cfg)
-    params: dict[str, Any] = {
-        "timeout_minutes": cfg.sessions.timeout_minutes,
-        "rebuild_all": rebuild_all,
-        "rebuild_from": since,
-    }
+@dataclass
+class Run:
+    """One run's context: what every step and model hook reads and updates."""
+
+    cfg: Config
+    con: duckdb.DuckDBPyConnection
+    summary: RunSummary
+    show: Progress
+    slices: list[sources.Slice]
+    fresh: bool  # nothing stored yet: the public tables start empty
+    rebuild_all: bool  # the settings or the models changed: recompute from stored events
+    params: dict[str, Any]  # the models' $parameters
+    valid_lines: int = 0
+
+
+def _after_new_events(run: Run) -> None:
+    run.summary.new_events = _count(run.con, "int_new_events")
+    run.summary.duplicate_events = run.valid_lines - run.summary.new_events
+
+
+def _after_affected_days(run: Run) -> None:
+    run.summary.days_rebuilt = _count(run.con, "int_affected_days")
+    run.summary.visitors_recomputed = _count(run.con, "int_affected_visitors")
+    first, last = run.con.execute(
+        "select min(date), max(date) from int_affected_days").fetchone() or (None, None)
+    # as constants, the bounds let later models skip stored row groups of other days
+    run.params.update(first_affected_day=first, last_affected_day=last)
+
+
+def _after_events(run: Run) -> None:
+    # the wide staging rows are spent once the events are stored
+    _drop_temp(run.con, "int_new_events", "stg_events", "stg_repeated_ids", "stg_log_lines")
+
+
+#: What the runner does after a model, by model name: checked against the run order at
+#: import, so renaming a model without its hook fails loudly instead of silently.
+HOOKS: dict[str, Callable[[Run], None]] = {
+    "intermediate/int_new_events": _after_new_events,
+    "intermediate/int_affected_days": _after_affected_days,
+    "marts/events": _after_events,
+}
+_unknown = set(HOOKS) - set(models.order())
+if _unknown:  # pragma: no cover - a developer's mistake, caught by any import
+    raise RuntimeError(f"pipeline.steps.HOOKS names models that do not exist: {_unknown}")
+
+
+def _build(run: Run, new_fingerprint: str) -> None:
+    cfg, con, summary, show = run.cfg, run.con, run.summary, run.show
     sites = frozenset(s.domain for s in cfg.sites)
-    _create_state_tables(con)
-    if fresh and cfg.database.exists():
+    models.prepare(con, rebuild=run.rebuild_all)
+    if run.fresh and cfg.database.exists():
         exports.carry_over(con, cfg.database)
+        imports.carry_over(con, cfg.database)
     _seed(con, cfg)
     models.create_macros(con)
 
     with show.step(summary, "read"):
-        if slices:
-            params["files"] = [str(s.path) for s in slices]
-        else:
-            empty = tmp / "empty.jsonl"
-            empty.touch()
-            params["files"] = [str(empty)]
-        models.materialise(con, models.load("staging/stg_log_lines"), params)
-        slices = _reread_grown(con, slices, params, tmp)
-    summary.files_read = len(slices)
-    summary.bytes_read = sum(s.end - s.start for s in slices)
+        _read(run)
+    summary.files_read = len(run.slices)
+    summary.bytes_read = sum(s.end - s.start for s in run.slices)
     summary.lines_read = _count(con, "stg_log_lines")
-    valid_lines = summary.lines_read - _count(con, "stg_log_lines where not is_valid")
+    run.valid_lines = summary.lines_read - _count(con, "stg_log_lines where not is_valid")
 
     with show.step(summary, "quarantine"):
         refused_by_file = dict(con.execute(
             "select file, count(*) from stg_log_lines where not is_valid group by file"
         ).fetchall())
-        for s in slices:
+        for s in run.slices:
             found = quarantine.find(s, sites) if str(s.path) in refused_by_file else []
             quarantine.record(con, s, found)
             summary.quarantined += len(found)
             summary.unexplained += max(0, refused_by_file.get(str(s.path), 0) - len(found))
 
     with show.step(summary, "model"):
-        for name in models.ORDER[1:]:
+        for name in models.order():
+            if name == models.READ:
+                continue  # the read step built it
             began = time.perf_counter()
-            model = models.load(name)
-            if rebuild_all and model.kind == "incremental":
-                # everything is recomputed anyway; recreating the table also takes up a
-                # changed column list after an upgrade (events, the store, is merged into)
-                con.execute(f"drop table if exists main.{model.name}")
-            models.materialise(con, model, params, fresh=fresh)
+            models.materialise(con, models.load(name), run.params, fresh=run.fresh)
             summary.models[name] = round(time.perf_counter() - began, 3)
-            if name == "staging/stg_events":
-                _previous_events_view(con)
-            elif name == "intermediate/int_new_events":
-                summary.new_events = _count(con, "int_new_events")
-                summary.duplicate_events = valid_lines - summary.new_events
-            elif name == "marts/events":
-                _drop_temp(con, "int_new_events", "stg_events", "stg_repeated_ids",
-                           "stg_log_lines")  # the wide staging rows, now spent
-            elif name == "intermediate/int_affected_days":
-                summary.days_rebuilt = _count(con, "int_affected_days")
-                first, last = con.execute(
-                    "select min(date), max(date) from int_affected_days").fetchone() or (None, None)
-                params.update(first_affected_day=first, last_affected_day=last)
-                summary.visitors_recomputed = _count(con, "int_affected_visitors")
+            hook = HOOKS.get(name)
+            if hook is not None:
+                hook(run)
+
+    # imported history (footfall import plausible) fills the days before the first event
+    imports.apply(con)
 
     with show.step(summary, "export"):
-        exports.write(cfg, con, full=fresh or rebuild_all)
+        exports.write(cfg, con, full=run.fresh or run.rebuild_all)
 
     with show.step(summary, "quarantine files"):
-        quarantine.write_files(con, cfg.quarantine_dir, [s.source for s in slices], full=fresh)
+        quarantine.write_files(con, cfg.quarantine_dir, [s.source for s in run.slices],
+                               full=run.fresh)
 
-    for s in slices:
+    for s in run.slices:
         r = s.remembered
         con.execute(
             "insert or replace into pipeline.files values (?, ?, ?, ?)",
@@ -341,30 +327,27 @@ def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
             con.execute(f"drop {found[name]}")
 
 
-def _reread_grown(
-    con: duckdb.DuckDBPyConnection,
-    slices: list[sources.Slice],
-    params: dict[str, Any],
-    tmp: Any,
-) -> list[sources.Slice]:
-    """A source read in place that grew meanwhile may have shown DuckDB a partial line: read
-    a private copy of exactly the bytes planned instead."""
+def _read(run: Run) -> None:
+    """Build the staging table from the planned bytes.
+
+    A source read in place that grew meanwhile may have shown DuckDB a partial line: then the
+    table is built again, reading a private copy of exactly the bytes planned for each such
+    source (rare, and simpler than patching the table: later models find lines by rowid)."""
+    tmp = database.tmp_dir(run.cfg)
+    model = models.load(models.READ)
+    if run.slices:
+        run.params["files"] = [str(s.path) for s in run.slices]
+    else:
+        empty = tmp / "empty.jsonl"
+        empty.touch()
+        run.params["files"] = [str(empty)]
+    models.materialise(run.con, model, run.params)
     copies = {
         s.path: sources.copy_out(s, tmp, n)
-        for n, s in enumerate(slices)
+        for n, s in enumerate(run.slices)
         if s.in_place and s.path.stat().st_size != s.size
     }
-    if not copies:
-        return slices
-    # rebuilt without those lines rather than deleted from: the events mart finds lines by
-    # rowid, which a delete followed by a checkpoint may renumber
-    w = models.WORK
-    con.execute(f"create table {w}.kept_lines as select * from stg_log_lines "
-                "where not list_contains($stale, file)", {"stale": [str(p) for p in copies]})
-    con.execute(f"drop table {w}.stg_log_lines")
-    con.execute(f"alter table {w}.kept_lines rename to stg_log_lines")
-    model = models.load("staging/stg_log_lines")
-    con.execute(f"insert into stg_log_lines by name {model.sql}",
-                {**{k: params[k] for k in model.params},
-                 "files": [str(c.path) for c in copies.values()]})
-    return [copies.get(s.path, s) for s in slices]
+    if copies:
+        run.slices = [copies.get(s.path, s) for s in run.slices]
+        run.params["files"] = [str(s.path) for s in run.slices]
+        models.materialise(run.con, model, run.params)

@@ -1,10 +1,11 @@
 """Reports: the static dashboard, rendered from the pipeline's public marts.
 
-    panels.py     the declarative list of breakdown panels (one entry per panel)
+Which panels exist, and from which mart, is the registry's (footfall/marts.py).
+
     periods.py    the date ranges a site's pages cover, and their comparison ranges
     data.py       reads the marts (read-only) into plain rows
     format.py     number, duration and change formatting (Jinja filters)
-    views.py      page contexts and chart geometry
+    contexts.py   what each page shows: page contexts and chart geometry
     site.py       the Jinja environment, rendering, CSVs and atomic publication
     templates/    base.html, index.html, period.html and _partials, style.css
 

@@ -16,23 +16,22 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
+from footfall import marts
 from footfall.config import Config
+from footfall.marts import OTHER, Mart, Panel
+from footfall.sqltext import literal
 from reports import periods as periods_mod
-from reports.panels import PANELS, Panel
 from reports.periods import Period
-
-OTHER = "(other)"
 
 
 @dataclass(frozen=True)
 class Stats:
-    """The headline figures of a range of days."""
+    """The headline figures of a day, or of a range of days."""
 
     visitors: int = 0
     visits: int = 0
@@ -43,20 +42,14 @@ class Stats:
 
 
 @dataclass(frozen=True)
-class DayStats:
-    visitors: int
-    visits: int
-    pageviews: int
-    views_per_visit: float | None
-    bounce_rate: float | None
-    visit_duration_s: float | None
-
-
-@dataclass(frozen=True)
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
     values: tuple[int, ...]
+
+
+#: A mart's row over a period: its group labels, its label, and every figure by column.
+Labelled = tuple[tuple[str | None, ...], str | None, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,7 @@ class SiteData:
     last: date | None
     data_until: datetime | None  # local time of the last event
     periods: list[Period]
-    days: dict[date, DayStats]
+    days: dict[date, Stats]
     hours: dict[date, dict[int, tuple[int, int]]]  # date → hour → (visitors, pageviews)
     breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
@@ -102,9 +95,6 @@ class SiteData:
         )
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
-
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
@@ -124,7 +114,7 @@ def load(cfg: Config, now: datetime | None = None) -> list[SiteData]:
     con = duckdb.connect(":memory:")
     try:
         if cfg.database.exists():
-            con.execute(f"attach '{_quote(cfg.database)}' as ff (read_only)")
+            con.execute(f"attach {literal(cfg.database)} as ff (read_only)")
         else:
             con.execute("attach ':memory:' as ff")
         return _load(con, cfg, now)
@@ -167,9 +157,9 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[Si
                     [[s.domain, p.key, p.start, p.end] for s in sites for p in s.periods])
     _days(con, by_domain)
     _hours(con, by_domain)
-    for panel in PANELS:
-        if _has(con, panel.table):
-            _breakdown(con, panel, by_domain, cfg.privacy.min_visitors)
+    for mart in marts.MARTS:
+        if mart.panels and _has(con, mart.table):
+            _breakdown(con, mart, by_domain, cfg.privacy.min_visitors)
     if _has(con, "funnel_steps"):
         _funnels(con, by_domain)
     return sites
@@ -184,7 +174,7 @@ def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
     ).fetchall():
         if site in sites:
             v, n, p, vpv, br, dur = figures
-            sites[site].days[day] = DayStats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
+            sites[site].days[day] = Stats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
 
 
 def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
@@ -200,51 +190,68 @@ def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
             sites[site].hours.setdefault(day, {})[int(hour)] = (int(visitors), int(pageviews))
 
 
-def _breakdown(con: duckdb.DuckDBPyConnection, panel: Panel, sites: dict[str, SiteData],
+#: At most this many rows per panel (per group of a grouped panel) reach its CSV; the rest
+#: are folded into `(other)`. The page shows a panel's own `top` of them. A bound on render
+#: time, memory and page size however many distinct paths, names or values an attacker sends.
+PANEL_ROWS = 1000
+#: At most this many (event, prop) tables per page in a grouped panel (event properties),
+#: the largest by the panel's figure; the rest fold into one `(other) · (other)` table.
+PANEL_GROUPS = 20
+
+
+def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, SiteData],
                min_visitors: int) -> None:
-    # Identifiers come from the fixed panel list (reports/panels.py), never from data.
-    labels = [*panel.group, panel.dimension]
-    sums = ", ".join(f"sum(t.{m.column})::bigint as {m.column}" for m in panel.metrics)
-    cols = ", ".join(f"t.{c}" for c in labels)
-    order = ", ".join(f"{m.column} desc" for m in panel.metrics)
-    sql = (
-        f"select p.site, p.key, {cols}, {sums} "
-        f"from ff.{panel.table} t join periods p "
-        f"on t.site = p.site and t.date between p.start_date and p.end_date "
-        f"group by all order by p.site, p.key, {order}, {panel.dimension} nulls last"
-    )
-    collected: dict[tuple[str, str], list[BreakdownRow]] = defaultdict(list)
+    """The mart added up over every period of every site, folded by the small-count rule,
+    then each of its panels' rows, bounded in SQL (PANEL_ROWS, PANEL_GROUPS). Identifiers
+    come from the registry, never from data."""
+    labels = [*mart.group, str(mart.dimension)]
+    figures = [c.name for c in mart.columns if c.adds]
+    columns = ["site", "key", *labels, *figures]
+    source = (f"select p.site, p.key, {', '.join(f't.{c}' for c in [*labels, *figures])} "
+              f"from ff.{mart.table} t join periods p "
+              f"on t.site = p.site and t.date between p.start_date and p.end_date")
+    query = marts.add_up_sql(mart, source, columns)
+    if min_visitors > 0:
+        query = marts.add_up_sql(mart, query, columns, fold=True)
+    params = {"min_visitors": min_visitors} if min_visitors > 0 else {}
+    con.execute(f"create or replace temp table period_rows as {query}", params)
     n = len(labels)
-    for row in con.execute(sql).fetchall():
-        site, key = row[0], row[1]
-        if site not in sites:
-            continue
-        *group, label = row[2:2 + n]
-        values = tuple(int(v or 0) for v in row[2 + n:])
-        if values[0] <= 0 or (label is None and panel.null_label is None):
-            continue
-        collected[(site, key)].append(BreakdownRow(tuple(group), label, values))
-    for (site, key), rows in collected.items():
-        sites[site].breakdowns[(key, panel.key)] = fold(panel, rows, min_visitors)
+    for panel in mart.panels:
+        rows = "select * from period_rows"
+        if mart.group:
+            group = ", ".join(mart.group)
+            ranked = (f"select *, dense_rank() over (partition by site, key order by "
+                      f"group_total desc, {group}) as group_rank from (select *, "
+                      f"sum({panel.bar}) over (partition by site, key, {group}) as group_total "
+                      f"from period_rows)")
+            rows = marts.add_up_sql(mart, ranked, columns,
+                                    fold_when=f"group_rank > {PANEL_GROUPS}",
+                                    fold_labels=tuple(labels))
+        rows = marts.top_sql(mart, rows, columns, ["site", "key", *mart.group],
+                             [f.column for f in panel.figures], PANEL_ROWS)
+        collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
+        for row in con.execute(rows).fetchall():
+            site, key = row[0], row[1]
+            if site in sites:
+                *group_labels, label = row[2:2 + n]
+                values = dict(zip(figures, row[2 + n:], strict=True))
+                collected[(site, key)].append((tuple(group_labels), label, values))
+        for (site, key), found in collected.items():
+            sites[site].breakdowns[(key, panel.key)] = panel_rows(panel, found)
+    con.execute("drop table period_rows")
 
 
-def fold(panel: Panel, rows: list[BreakdownRow], min_visitors: int) -> list[BreakdownRow]:
-    """privacy.min_visitors: rows with fewer visitors become one `(other)` row per group."""
-    index = next((i for i, m in enumerate(panel.metrics) if m.column == "visitors"), None)
-    if min_visitors <= 0 or index is None:
-        return rows
-    kept: list[BreakdownRow] = []
-    other: dict[tuple[str | None, ...], list[int]] = {}
-    for r in rows:
-        if r.values[index] >= min_visitors:
-            kept.append(r)
-        else:
-            acc = other.setdefault(r.group, [0] * len(r.values))
-            for i, v in enumerate(r.values):
-                acc[i] += v
-    kept += [BreakdownRow(g, OTHER, tuple(v)) for g, v in other.items()]
-    kept.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values]))
-    return kept
+def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
+    """A panel's figures of each row, largest first and `(other)` last; rows whose bar
+    figure is 0 are left out (a page nobody entered is no entry page)."""
+    out = []
+    for group, label, values in rows:
+        figures = tuple(int(values[f.column] or 0) for f in panel.figures)
+        if figures[0] > 0:
+            out.append(BreakdownRow(group, label, figures))
+    out.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values], r.label is None,
+                            r.label or ""))
+    return out
 
 
 def _funnels(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:

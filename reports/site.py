@@ -25,14 +25,13 @@ from pathlib import Path
 
 import jinja2
 
+from footfall import csvcell, marts
 from footfall.config import Config
-from reports import data, views
+from reports import contexts, data
 from reports import format as fmt
-from reports.panels import PANELS
 from reports.periods import Period
 
 MANIFEST = ".footfall-site"
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -58,7 +57,6 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(fmt.FILTERS)
-    env.globals["panels"] = PANELS
     return env
 
 
@@ -67,10 +65,7 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
-    text = str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA):
-        return "'" + text  # OWASP CSV injection: spreadsheets must not run it
-    return text
+    return csvcell.guard(value) if isinstance(value, str) else str(value)
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
@@ -85,15 +80,15 @@ def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
 
 def _panel_csvs(site: data.SiteData, period: Period) -> dict[str, bytes]:
     out = {}
-    for panel in PANELS:
+    for mart, panel in marts.panels():
         rows = site.breakdowns.get((period.key, panel.key), [])
-        header = [*panel.group, panel.dimension, *(m.column for m in panel.metrics)]
+        header = [*mart.group, str(mart.dimension), *(f.column for f in panel.figures)]
         body: list[list[object]] = [[*r.group, r.label, *r.values] for r in rows]
         out[panel.csv] = to_csv(header, body)
     return out
 
 
-def _chart_csv(chart: views.Chart) -> bytes:
+def _chart_csv(chart: contexts.Chart) -> bytes:
     header = [chart.unit, "visitors", "pageviews"] + (["visits"] if chart.unit != "hour" else [])
     rows: list[list[object]] = [
         [b.label, b.visitors, b.pageviews] + ([b.visits] if chart.unit != "hour" else [])
@@ -102,7 +97,7 @@ def _chart_csv(chart: views.Chart) -> bytes:
     return to_csv(header, rows)
 
 
-def _funnel_csv(funnels: list[views.FunnelView]) -> bytes:
+def _funnel_csv(funnels: list[contexts.FunnelView]) -> bytes:
     rows: list[list[object]] = [
         [f.name, s.step, s.name, s.visits, s.of_first, s.dropped, s.median_s]
         for f in funnels for s in f.steps
@@ -121,7 +116,7 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
     page = env.get_template("period.html")
     for site in sites:
         for period in site.periods:
-            view = views.page(site, period)
+            view = contexts.page(site, period)
             files[f"{site.domain}/{period.filename}"] = page.render(
                 v=view, site=site, period=period).encode()
             folder = f"{site.domain}/csv/{period.key}"
@@ -130,7 +125,7 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
             files[f"{folder}/timeseries.csv"] = _chart_csv(view.chart)
             files[f"{folder}/funnels.csv"] = _funnel_csv(view.funnels)
     files["index.html"] = env.get_template("index.html").render(
-        v=views.index(sites), generated=fmt.stamp(now.astimezone(UTC))).encode()
+        v=contexts.index(sites), generated=fmt.stamp(now.astimezone(UTC))).encode()
     return files
 
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall import contract
-from tests.conftest import CHROME_UA, read_lines
+from tests.helpers import CHROME_UA, read_lines
 
 DISTINCT_IP = "81.2.69.160"  # a public address with a known country (GB)
 DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,10 +93,12 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert defaults.site_dir == tmp_path / "conf" / "site"
 
 
-def test_every_key_is_documented() -> None:
+def test_every_key_is_documented_and_every_documented_key_exists() -> None:
     text = (ROOT / "docs" / "config.md").read_text()
-    for key, _type, _doc in config.documented_keys():
-        assert f"`{key}`" in text, f"docs/config.md does not document `{key}`"
+    keys = {key for key, _type, _doc in config.documented_keys()}
+    rows = set(re.findall(r"^\| `([a-z_.\[\]]+)` \|", text, flags=re.M))
+    assert keys - rows == set(), "docs/config.md has no table row for these keys"
+    assert rows - keys == set(), "docs/config.md documents keys the schema does not have"
 
 
 def test_cli_reports_config_problems_without_a_traceback(tmp_path: Path) -> None:

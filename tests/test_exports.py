@@ -15,7 +15,7 @@ import yaml
 import pipeline
 from footfall import config as config_mod
 from footfall.config import Config
-from pipeline.exports import CSV_NAMES
+from footfall.marts import MARTS
 
 VISITOR = "0123456789abcdef"
 
@@ -62,7 +62,7 @@ def test_csv_cells_are_quoted_and_neutralised(tmp_path: Path) -> None:
         assert text not in sources
     names = {row["name"] for row in read_csv(root / "events.csv")}
     assert {"'" + t for t in HOSTILE} <= names
-    values = {(row["prop"], row["value"]) for row in read_csv(root / "event_props.csv")}
+    values = {(row["prop"], row["value"]) for row in read_csv(root / "event-props.csv")}
     assert ("k", "'=HYPERLINK(\"http://evil\")") in values
 
     raw = read_csv(root / "raw" / "2024-04-01.csv")
@@ -83,16 +83,16 @@ def test_every_mart_is_exported_per_site_with_a_header(tmp_path: Path) -> None:
     pipeline.run(cfg, progress=None)
     con = duckdb.connect(str(cfg.database), read_only=True)
     try:
-        for table, filename in CSV_NAMES.items():
+        for table, stem in ((m.table, m.export) for m in MARTS if m.per_site_csv):
             for site in oracle.SITES:
-                path = cfg.site_dir / "exports" / site / filename
+                path = cfg.site_dir / "exports" / site / f"{stem}.csv"
                 header = path.read_text(encoding="utf-8").splitlines()[0]
                 assert header.startswith("site,"), (path, header)
                 rows = read_csv(path)
                 want = con.execute(f"select count(*) from {table} where site = ?",
                                    [site]).fetchone()
                 assert want is not None and len(rows) == want[0], table
-            parquet = cfg.site_dir / "exports" / "parquet" / table
+            parquet = cfg.site_dir / "exports" / "parquet" / stem
             got = con.execute(
                 "select count(*) from read_parquet(?, hive_partitioning = true)",
                 [str(parquet / "**" / "*.parquet")],
@@ -125,7 +125,7 @@ def test_privacy_folds_rare_rows_into_other(tmp_path: Path) -> None:
         assert con.execute("select count(*) from daily_pages").fetchone() == (3,)
         paths = {r[0] for r in con.execute(
             "select path from read_parquet(?, hive_partitioning = true)",
-            [str(cfg.site_dir / "exports/parquet/daily_pages/**/*.parquet")]).fetchall()}
+            [str(cfg.site_dir / "exports/parquet/pages/**/*.parquet")]).fetchall()}
     finally:
         con.close()
     assert paths == {"/popular", "(other)"}
@@ -147,10 +147,10 @@ def test_exports_are_rewritten_identically_by_a_full_run(tmp_path: Path, min_vis
             p: sorted(map(tuple, csv.reader(io.StringIO(p.read_text(), newline=""))))
             if p.parent.name == "raw" else p.read_bytes() for p in root.rglob("*.csv")}
         con = duckdb.connect()
-        for table in CSV_NAMES:
-            files[table] = sorted(con.execute(
+        for stem in (m.export for m in MARTS if m.per_site_csv):
+            files[stem] = sorted(con.execute(
                 "select * from read_parquet(?, hive_partitioning = true)",
-                [str(root / "parquet" / table / "**" / "*.parquet")]).fetchall(), key=repr)
+                [str(root / "parquet" / stem / "**" / "*.parquet")]).fetchall(), key=repr)
         con.close()
         return files
 

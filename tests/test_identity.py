@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from collector.identity import SaltStore, VisitorIds, hash_visitor
-from tests.conftest import Clock
+from tests.helpers import Clock
 
 HOUR = 3600.0
 TIMEOUT_MS = 30 * 60_000

@@ -236,3 +236,26 @@ def test_a_file_growing_while_it_is_read_loses_and_repeats_nothing(tmp_path: Pat
     assert first.quarantined == second.quarantined == 0
     assert first.new_events + second.new_events == 40_000 + appended
     assert count(cfg, "select count(distinct event_id) from events") == 40_000 + appended
+
+
+def test_endless_unique_event_names_and_props_are_capped_per_day(tmp_path: Path) -> None:
+    """Hostile traffic with a new name, prop or value on every event: the daily marts keep
+    the first 1,000 of each per site and day and count the rest under (other); nothing is
+    dropped, and the events table keeps every name."""
+    cfg = make_cfg(tmp_path)
+    n = 1500
+    lines = [line(id=f"n{i}", name=f"name {i}", props={f"key {i}": "x"}) for i in range(n)]
+    lines += [line(id=f"v{i}", name="Signup", props={"plan": f"value {i}"}) for i in range(n)]
+    (cfg.logs_dir).mkdir(parents=True)
+    (cfg.logs_dir / "hostile.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    pipeline.run(cfg, progress=None)
+    assert count(cfg, "select count(distinct name) from events") == n + 1
+    assert count(cfg, "select count(*) from daily_events") == 1000 + 1
+    assert count(cfg, "select sum(events) from daily_events") == 2 * n
+    assert count(cfg, "select events from daily_events where name = '(other)'") == n + 1 - 1000
+    assert count(cfg, "select count(*) from daily_event_props "
+                      "where name = '(other)' and prop = '(other)'") == 1
+    assert count(cfg, "select count(distinct (name, prop)) from daily_event_props") == 1000 + 1
+    assert count(cfg, "select count(*) from daily_event_props "
+                      "where name = 'Signup' and prop = 'plan'") == 1000 + 1
+    assert count(cfg, "select sum(events) from daily_event_props") == 2 * n

@@ -19,7 +19,7 @@ import yaml
 
 from footfall import config as config_mod
 from footfall.config import Config
-from pipeline.models import MARTS
+from footfall.marts import MARTS
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,7 +53,8 @@ def start_run(cfg: Config, *args: str) -> subprocess.Popen[str]:
 def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return {t: sorted(con.sql(f"select * from {t}").fetchall(), key=repr) for t in MARTS}
+        return {m.table: sorted(con.sql(f"select * from {m.table}").fetchall(), key=repr)
+                for m in MARTS}
     finally:
         con.close()
 

@@ -11,8 +11,7 @@ import pytest
 
 from reports import format as fmt
 from reports import periods, render_site
-from reports.data import OTHER, BreakdownRow, fold, weighted_median
-from reports.panels import PANELS, by_key
+from reports.data import weighted_median
 from reports.site import environment, publish, to_csv
 from tests.site_helpers import synthetic_marts
 
@@ -54,21 +53,6 @@ def test_periods_cover_equal_lengths_and_months() -> None:
     assert found["2026-02"].end == date(2026, 2, 28)
 
 
-def test_min_visitors_folds_rare_rows_into_other() -> None:
-    panel = by_key("referrers")
-    rows = [BreakdownRow((), "a.example", (9, 10)), BreakdownRow((), "b.example", (2, 2)),
-            BreakdownRow((), "c.example", (1, 3))]
-    assert fold(panel, rows, 0) == rows
-    folded = fold(panel, rows, 3)
-    assert [(r.label, r.values) for r in folded] == [("a.example", (9, 10)), (OTHER, (3, 5))]
-    props = by_key("event-props")
-    grouped = [BreakdownRow(("Signup", "plan"), "pro", (5, 5)),
-               BreakdownRow(("Signup", "plan"), "team", (1, 1)),
-               BreakdownRow(("Buy", "sku"), "x1", (1, 1))]
-    assert {(r.group, r.label) for r in fold(props, grouped, 2)} == {
-        (("Signup", "plan"), "pro"), (("Signup", "plan"), OTHER), (("Buy", "sku"), OTHER)}
-
-
 def test_weighted_median_of_daily_medians() -> None:
     assert weighted_median([]) is None
     assert weighted_median([(30.0, 4)]) == 30.0
@@ -92,13 +76,6 @@ def test_one_environment_escapes_and_is_strict() -> None:
         env.from_string("{{ missing }}").render()
 
 
-def test_every_panel_is_one_declarative_entry() -> None:
-    keys = [p.key for p in PANELS]
-    assert len(keys) == len(set(keys))
-    for p in PANELS:
-        assert p.metrics and p.table.startswith("daily_") and p.csv == f"{p.key}.csv"
-
-
 def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) -> None:
     site = tmp_path / "site"
     (site / "exports").mkdir(parents=True)
@@ -115,7 +92,8 @@ def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) 
     assert not list(site.rglob("*.tmp"))
 
 
-def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -> None:
+def test_ten_sites_of_400_days_render_every_page_once(make_config: Any) -> None:
+    # how fast this renders is measured by bench/render.py, not asserted here
     sites = [{"domain": f"site{i}.test", "timezone": "Europe/Berlin"} for i in range(10)]
     funnels = [{"name": "Signup", "site": s["domain"],
                 "steps": [{"name": "Home", "path": "/"}, {"name": "Done", "event": "x"}]}
@@ -125,7 +103,6 @@ def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -
     synthetic_marts(cfg, 400)
     now = datetime(2026, 2, 5, 12, tzinfo=UTC)
     first = render_site(cfg, now)
-    assert first.seconds < 10, first.describe()
     assert first.files > 3000  # 10 sites x ~20 periods x (page + CSVs)
     again = render_site(cfg, now)
     assert again.written == 0 and again.removed == 0

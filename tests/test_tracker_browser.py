@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import read_lines
+from tests.helpers import read_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -43,3 +43,11 @@ create or replace temp macro to_local_time(utc, zone) as timezone(zone, timezone
 -- An event counts as interaction unless it is an engagement event or says interactive: false.
 create or replace temp macro is_interactive_event(event_name, interactive) as
     event_name <> 'engagement' and coalesce(interactive, true);
+
+-- Bounds on what attacker-controlled names can grow to, per site and local date: event names
+-- past the first max_event_names (by events) are counted under '(other)' in daily_events;
+-- (name, prop) pairs past max_prop_keys, and values of one pair past max_prop_values, likewise
+-- in daily_event_props. The events table keeps every name; only the daily marts fold.
+create or replace temp macro max_event_names() as 1000;
+create or replace temp macro max_prop_keys() as 1000;
+create or replace temp macro max_prop_values() as 1000;

@@ -12,7 +12,7 @@ recomputed_days as (
 
 previous_days as (
     select distinct site, date
-    from previous_events
+    from stg_stored_events
     semi join int_affected_visitors using (site, visitor_id)
 ),
 

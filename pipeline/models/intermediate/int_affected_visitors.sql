@@ -13,7 +13,7 @@ new_events as (
 
 rebuilt_events as (
     select site, visitor_id
-    from previous_events
+    from stg_stored_events
     where $rebuild_all or date >= $rebuild_from
 ),
 

@@ -10,7 +10,7 @@ read_events as (
 ),
 
 stored_events as (
-    select event_id from previous_events
+    select event_id from stg_stored_events
 ),
 
 final as (

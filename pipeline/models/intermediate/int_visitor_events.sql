@@ -13,7 +13,7 @@ stored_events as (
     select
         null::bigint as line_id, event_id, site, visitor_id, occurred_at, name, interactive,
         engaged_ms
-    from previous_events
+    from stg_stored_events
     semi join affected_visitors using (site, visitor_id)
 ),
 

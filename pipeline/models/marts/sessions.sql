@@ -39,6 +39,8 @@ final as (
         any_value(utm_source) filter (where event_id = session_id) as utm_source,
         any_value(utm_medium) filter (where event_id = session_id) as utm_medium,
         any_value(utm_campaign) filter (where event_id = session_id) as utm_campaign,
+        any_value(utm_term) filter (where event_id = session_id) as utm_term,
+        any_value(utm_content) filter (where event_id = session_id) as utm_content,
         any_value(browser) filter (where event_id = session_id) as browser,
         any_value(os) filter (where event_id = session_id) as os,
         any_value(device) filter (where event_id = session_id) as device,

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
+from footfall import marts
+from footfall.marts import OTHER, Mart, Panel
 from reports import format as fmt
-from reports.data import OTHER, BreakdownRow, SiteData
-from reports.panels import PANELS, Panel
+from reports.data import BreakdownRow, SiteData
 from reports.periods import Period
 
 # --- small value objects the templates read ----------------------------------------------
@@ -227,10 +228,14 @@ def _table(panel: Panel, rows: list[BreakdownRow], caption: str | None) -> Table
     return Table(caption, views, len(rows))
 
 
-def panel_view(panel: Panel, rows: list[BreakdownRow], period: Period, csv_dir: str
-               ) -> PanelView:
+def panel_view(mart: Mart, panel: Panel, rows: list[BreakdownRow], period: Period,
+               csv_dir: str) -> PanelView:
+    """The panel on the page; its CSV keeps every row, the page hides the NULL label where
+    the panel gives it no name (a referrer panel has no row for direct visits)."""
+    if panel.null_label is None:
+        rows = [r for r in rows if r.label is not None]
     tables: list[Table] = []
-    if panel.group:
+    if mart.group:
         groups: dict[tuple[str | None, ...], list[BreakdownRow]] = {}
         for r in rows:
             groups.setdefault(r.group, []).append(r)
@@ -241,9 +246,9 @@ def panel_view(panel: Panel, rows: list[BreakdownRow], period: Period, csv_dir: 
         tables.append(_table(panel, rows, None))
     return PanelView(
         key=panel.key, wide=panel.wide, title=panel.title, heading=panel.heading,
-        metrics=[m.heading for m in panel.metrics], tables=tables,
+        metrics=[f.heading for f in panel.figures], tables=tables,
         csv=f"{csv_dir}/{panel.csv}",
-        visitors_note=period.days > 1 and any(m.column == "visitors" for m in panel.metrics),
+        visitors_note=period.days > 1 and any(f.column == "visitors" for f in panel.figures),
     )
 
 
@@ -357,9 +362,10 @@ def page(site: SiteData, period: Period) -> PageView:
     archives = [p for p in site.periods if p.archive]
     csv_dir = f"csv/{period.key}"
     by_section: dict[str, list[PanelView]] = {}
-    for panel in PANELS:
+    for mart, panel in marts.panels():
         rows = site.breakdowns.get((period.key, panel.key), [])
-        by_section.setdefault(panel.section, []).append(panel_view(panel, rows, period, csv_dir))
+        by_section.setdefault(panel.section, []).append(
+            panel_view(mart, panel, rows, period, csv_dir))
     start, end = period.previous
     compare = (f"vs {fmt.day(start)}" if start == end
                else f"vs {fmt.short_day(start)} – {fmt.day(end)}")
