@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from collector.app import create_app
 from collector.ratelimit import RateLimit
-from tests.conftest import CHROME_UA, Clock, read_lines
+from tests.helpers import CHROME_UA, Clock, read_lines
 
 SOURCE_IP = "127.45.67.89"
 OTHER_IP = "127.45.67.90"
