@@ -217,26 +217,33 @@ def _get_event(request: web.Request) -> web.Response:
 def _record(request: web.Request, payload: Payload, accepted: web.Response) -> web.Response:
     app = request.app
     ip = client_ip(request)
+    if "X-Forwarded-For" in request.headers and not _peer_trusted(request):
+        # Server-side senders must be trusted proxies, or every event is one visitor: say so.
+        app[METRICS].forwarded_for_ignored += 1
+        accepted.headers["X-Footfall-Forwarded-For"] = FORWARDED_FOR_IGNORED
     user_agent = request.headers.get("User-Agent", "")
     try:
-        line = app[ENRICHER].line(payload, ip, user_agent, app[CLOCK]())
+        result = app[ENRICHER].lines(payload, ip, user_agent, app[CLOCK]())
     except BeaconError as exc:
         return _refuse(request, exc.status, exc.reason)
     except OSError as exc:  # the salt store: disk full, too many open files, permissions
         reason = exc.strerror or type(exc).__name__
         log.error("salt store failed", extra={"fields": {"error": reason}})
         return _refuse(request, 503, "cannot store events right now")
-    if isinstance(line, Dropped):
+    if isinstance(result, Dropped):
         # Counted, but the answer is the same as for a kept event: a bot learns nothing.
-        app[METRICS].dropped[line.reason] += 1
+        app[METRICS].dropped[result.reason] += 1
         return accepted
-    data = contract.encode(line)
+    data = b"".join(contract.encode(line) for line in result.lines)
     try:
-        app[WRITER].append(data)
+        app[WRITER].append(data)  # one write: a comma list of sites lands whole or not at all
     except StorageError as exc:
         log.error("log write failed", extra={"fields": {"error": str(exc)}})
         return _refuse(request, 503, "cannot store events right now")
-    app[METRICS].accepted += 1
+    app[METRICS].accepted += len(result.lines)
+    app[METRICS].adjusted.update(result.adjusted)
+    if result.adjusted:
+        accepted.headers["X-Footfall-Adjusted"] = ",".join(result.adjusted)
     return accepted
 
 
@@ -246,6 +253,14 @@ def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
     header = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)[:200]
     return web.Response(status=status, text=reason + "\n",
                         headers={"X-Footfall-Error": header})
+
+
+FORWARDED_FOR_IGNORED = "ignored: the sender is not in collector.trusted_proxies"
+
+
+def _peer_trusted(request: web.Request) -> bool:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer is not None and _in(peer[0], request.app[PROXIES])
 
 
 def client_ip(request: web.Request) -> str:
@@ -294,6 +309,9 @@ def _origin_check(sites: frozenset[str]) -> Callable[[str], bool]:
     return allowed
 
 
+EXPOSED_HEADERS = "X-Footfall-Error, X-Footfall-Adjusted, X-Footfall-Forwarded-For"
+
+
 def _cors(request: web.Request, response: web.Response) -> web.Response:
     """CORS for the configured sites' origins (a function call, cheaper than a middleware)."""
     origin = request.headers.get("Origin")
@@ -302,7 +320,7 @@ def _cors(request: web.Request, response: web.Response) -> web.Response:
     response.headers["Vary"] = "Origin"
     if request.app[ORIGINS](origin):
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "X-Footfall-Error"
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     return response
 
 

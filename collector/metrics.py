@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 class Metrics:
     accepted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    adjusted: Counter[str] = field(default_factory=Counter)
+    forwarded_for_ignored: int = 0
     rejected: Counter[int] = field(default_factory=Counter)
     http_errors: Counter[str] = field(default_factory=Counter)
     connections_refused: int = 0
@@ -23,6 +25,15 @@ class Metrics:
             "# TYPE footfall_events_dropped_total counter",
             *(f'footfall_events_dropped_total{{reason="{r}"}} {n}'
               for r, n in sorted(self.dropped.items())),
+            "# HELP footfall_events_adjusted_total Beacons kept with a part dropped or changed, "
+            "by reason.",
+            "# TYPE footfall_events_adjusted_total counter",
+            *(f'footfall_events_adjusted_total{{reason="{r}"}} {n}'
+              for r, n in sorted(self.adjusted.items())),
+            "# HELP footfall_forwarded_for_ignored_total Beacons whose X-Forwarded-For was "
+            "ignored: the sender is not in collector.trusted_proxies.",
+            "# TYPE footfall_forwarded_for_ignored_total counter",
+            f"footfall_forwarded_for_ignored_total {self.forwarded_for_ignored}",
             "# HELP footfall_events_rejected_total Beacons refused, by HTTP status.",
             "# TYPE footfall_events_rejected_total counter",
             *(f'footfall_events_rejected_total{{status="{s}"}} {n}'

@@ -70,7 +70,7 @@ class Chart:
 @dataclass(frozen=True)
 class Cell:
     text: str
-    exact: int
+    exact: int | float
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Stats:
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
-    values: tuple[int, ...]
+    values: tuple[int | float, ...]
 
 
 #: A mart's row over a period: its group labels, its label, and every figure by column.
@@ -241,12 +241,19 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
     con.execute("drop table period_rows")
 
 
+def _number(value: Any) -> int | float:
+    """Counts stay whole; money and means (DECIMAL, DOUBLE) keep their fractions."""
+    if value is None:
+        return 0
+    return value if isinstance(value, int) else float(value)
+
+
 def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
     """A panel's figures of each row, largest first and `(other)` last; rows whose bar
     figure is 0 are left out (a page nobody entered is no entry page)."""
     out = []
     for group, label, values in rows:
-        figures = tuple(int(values[f.column] or 0) for f in panel.figures)
+        figures = tuple(_number(values[f.column]) for f in panel.figures)
         if figures[0] > 0:
             out.append(BreakdownRow(group, label, figures))
     out.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values], r.label is None,

@@ -308,7 +308,7 @@ def test_python_m_collector_points_to_footfall_collect(tmp_path: Path) -> None:
     (["run", "--since", "soon"], "footfall run: argument --since: 'soon' is not a date like "
                                  "2024-05-01; see `footfall run --help`"),
     (["publish"], "footfall: argument COMMAND: invalid choice: 'publish' (choose from 'collect', "
-                  "'demo', 'run', 'check', 'render'); see `footfall --help`"),
+                  "'demo', 'run', 'check', 'render', 'import'); see `footfall --help`"),
 ])
 def test_a_usage_mistake_is_one_line(argv: list[str], expected: str, capsys: Any) -> None:
     with pytest.raises(SystemExit) as stopped:
