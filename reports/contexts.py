@@ -151,6 +151,7 @@ class PageView:
     multi_day: bool
     compare_label: str
     empty: bool
+    imported_days: int = 0  # days of the period that came from an import, not events
 
 
 @dataclass(frozen=True)
@@ -377,6 +378,7 @@ def page(site: SiteData, period: Period) -> PageView:
         sections=[Section(name, panels) for name, panels in by_section.items()],
         funnels=funnels(site, period), csv_dir=csv_dir, multi_day=period.days > 1,
         compare_label=compare, empty=False,
+        imported_days=sum(period.start <= d <= period.end for d in site.imported),
     )
     view.empty = view.cards[0].value == 0 and view.cards[2].value == 0
     return view

@@ -75,6 +75,7 @@ class SiteData:
     breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
     funnel_names: list[str] = field(default_factory=list)
+    imported: set[date] = field(default_factory=set)  # days from `footfall import plausible`
 
     def stats(self, start: date, end: date) -> Stats:
         rows = [s for d, s in self.days.items() if start <= d <= end]
@@ -170,11 +171,13 @@ def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
         return
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        "visit_duration_s from ff.daily_stats order by site, date"
+        "visit_duration_s, is_imported from ff.daily_stats order by site, date"
     ).fetchall():
         if site in sites:
-            v, n, p, vpv, br, dur = figures
+            v, n, p, vpv, br, dur, imported = figures
             sites[site].days[day] = Stats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
+            if imported:
+                sites[site].imported.add(day)
 
 
 def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:

@@ -163,6 +163,7 @@ def test_the_command_imports_then_renders_and_errors_are_one_line(
     assert code == 0 and "imported 3 days of example.com" in err
     month = (config.site_dir / "example.com" / "2026-02.html").read_text(encoding="utf-8")
     assert "/blog/hello" in month
+    assert "3 days of this period were imported from Plausible" in month
     code = main(["import", "plausible", str(tmp_path / "nope.zip"), "--site", "example.com",
                  "--config", str(config.source)])
     err = capsys.readouterr().err
