@@ -15,7 +15,7 @@ from functools import lru_cache
 from footfall import marts
 from footfall.marts import OTHER, Mart, Panel
 from reports import format as fmt
-from reports.data import BreakdownRow, SiteData
+from reports.data import BreakdownRow, SiteData, Stats
 from reports.periods import Period
 
 # --- small value objects the templates read ----------------------------------------------
@@ -44,16 +44,18 @@ class Bar:
     y: float
     width: float
     height: float
-    label: str  # the bucket, e.g. "Mon 3 Nov 2025" or "14:00"
+    label: str  # the bucket, e.g. "Mon 3 Nov 2025" or "14:00"; "(so far)" when partial
     visitors: int
     visits: int
     pageviews: int
+    partial: bool = False  # holds today, which is not over: drawn lighter
 
 
 @dataclass(frozen=True)
 class Tick:
     at: float  # percent from the bottom or the left
     text: str
+    sub: str = ""  # a second line: the month or year where it changes
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ class Chart:
     yticks: list[Tick]
     xticks: list[Tick]
     peak: int
+    every: bool = False  # every bar has its tick
+
+    @property
+    def partial(self) -> bool:
+        return any(b.partial for b in self.bars)
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class PageView:
     funnels: list[FunnelView]
     csv_dir: str
     multi_day: bool
-    compare_label: str
+    compare: str  # what the changes compare, said once on the page
     empty: bool
 
 
@@ -263,76 +270,128 @@ def _nice(peak: int) -> int:
     return int(10 * magnitude)  # pragma: no cover
 
 
+#: Up to this many bars, every bar has its own label; above, ticks fall evenly.
+LABEL_EVERY = 14
+#: At most this many ticks when not every bar is labelled (they fit a 390 px phone).
+MAX_TICKS = 6
+
+
 def chart(site: SiteData, period: Period) -> Chart:
-    buckets: list[tuple[str, str, int, int, int]] = []  # (label, tick, visitors, visits, pv)
+    # (label, tick, sub, visitors, visits, pageviews, partial)
+    buckets: list[tuple[str, str, str, int, int, int, bool]] = []
+    today = site.today
     if period.granularity == "hour":
         hours = site.hours.get(period.start, {})
         for h in range(24):
             v, pv = hours.get(h, (0, 0))
-            buckets.append((f"{h:02d}:00–{h:02d}:59", f"{h:02d}:00", v, 0, pv))
+            buckets.append((f"{h:02d}:00–{h:02d}:59", f"{h:02d}:00", "", v, 0, pv, False))
         title = f"Visitors per hour, {fmt.day(period.start)}"
     elif period.granularity == "month":
         for start in period.buckets():
             nxt = date(start.year + start.month // 12, start.month % 12 + 1, 1)
             end = min(nxt - timedelta(days=1), period.end)
             month = site.stats(max(start, period.start), end)
-            buckets.append((f"{start:%B %Y}", f"{start:%b}", month.visitors, month.visits,
-                            month.pageviews))
+            partial = period.partial and end == today
+            buckets.append((f"{start:%B %Y}" + (" (so far)" if partial else ""),
+                            f"{start:%b}", f"{start:%Y}" if start.month == 1 else "",
+                            month.visitors, month.visits, month.pageviews, partial))
         title = f"Visitors per month, {fmt.day(period.start)} to {fmt.day(period.end)}"
     else:
         for d in period.buckets():
             s = site.days.get(d)
-            buckets.append((fmt.day(d), fmt.short_day(d), s.visitors if s else 0,
-                            s.visits if s else 0, s.pageviews if s else 0))
+            partial = period.partial and d == today
+            buckets.append((fmt.day(d) + (" (so far)" if partial else ""), f"{d.day}",
+                            f"{d:%b}" if d.day == 1 else "", s.visitors if s else 0,
+                            s.visits if s else 0, s.pageviews if s else 0, partial))
         title = f"Visitors per day, {fmt.day(period.start)} to {fmt.day(period.end)}"
     n = len(buckets)
-    peak = max((b[2] for b in buckets), default=0)
+    peak = max((b[3] for b in buckets), default=0)
     top = _nice(peak)
     slot = 10
     gap = 2 if n <= 40 else 1
     bars = []
-    for i, (label, _tick, visitors, visits, pageviews) in enumerate(buckets):
+    for i, (label, _tick, _sub, visitors, visits, pageviews, partial) in enumerate(buckets):
         height = round(100 * visitors / top, 2)
         bars.append(Bar(i * slot + gap / 2, round(100 - height, 2), slot - gap, height, label,
-                        visitors, visits, pageviews))
+                        visitors, visits, pageviews, partial))
     yticks = [Tick(0, "0"), Tick(50, fmt.compact(top / 2)), Tick(100, fmt.compact(top))]
-    if period.granularity == "hour":
-        picks = [0, 4, 8, 12, 16, 20]
+    every = n <= LABEL_EVERY
+    step = 1 if every else -(-n // MAX_TICKS)  # evenly spaced: every step-th bar
+    xticks = []
+    for i in range(0, n, step):
+        _label, tick, sub, *_ = buckets[i]
+        if i == 0 and period.granularity != "hour":  # the first tick says which month/year
+            sub = (f"{period.start:%Y}" if period.granularity == "month"
+                   else f"{period.start:%b}")
+        elif not every and period.granularity == "day":
+            sub = f"{period.start + timedelta(days=i):%b}"
+        xticks.append(Tick(round(100 * (i + 0.5) / n, 2), tick, sub))
+    return Chart(title, period.granularity, bars, n * slot, yticks, xticks, peak, every)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a page's changes compare, or why it has none."""
+
+    now: Stats | None  # the figures of the compared days
+    before: Stats | None
+    why: str  # "" when there is a comparison
+    sentence: str  # said on the page
+
+
+def _range(start: date, end: date) -> str:
+    return fmt.day(start) if start == end else f"{fmt.short_day(start)} – {fmt.day(end)}"
+
+
+def comparison(site: SiteData, period: Period) -> Comparison:
+    """The complete days of `period` against the range `Period.previous` names; none when
+    there is no complete day yet or the data begins inside that range (a change would only
+    measure the start of the data)."""
+    compared, previous = period.compared, period.previous
+    if compared is None or previous is None:
+        why = ("today is not over" if period.days == 1 else "no complete day yet")
+        return Comparison(None, None, why,
+                          f"No changes: {why}, so its figures so far are not compared.")
+    if site.first is None or previous[0] < site.first:
+        why = ("no data yet" if site.first is None
+               else f"no data before {fmt.short_day(site.first)}")
+        return Comparison(None, None, why, f"No changes: {why}, so there is no whole "
+                          f"{_range(*previous)} to compare with.")
+    n = (compared[1] - compared[0]).days + 1
+    days = f"{n} day{'s' if n != 1 else ''}"
+    before = (f"the same days of {previous[0]:%B}" if period.month_to_date
+              else f"the {days} before")
+    if period.partial:
+        sentence = (f"Changes compare the {n} complete day{'s' if n != 1 else ''} "
+                    f"({_range(*compared)}) with {before} ({_range(*previous)}); today is "
+                    f"not over, so its figures so far are left out of every change.")
     else:
-        count = min(n, 6)
-        picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
-    xticks = [Tick(round(100 * (i + 0.5) / n, 2), buckets[i][1]) for i in picks]
-    return Chart(title, period.granularity, bars, n * slot, yticks, xticks, peak)
+        sentence = f"Changes compare with {before} ({_range(*previous)})."
+    return Comparison(site.stats(*compared), site.stats(*previous), "", sentence)
 
 
-def cards(site: SiteData, period: Period) -> list[Card]:
+def cards(site: SiteData, period: Period, compare: Comparison) -> list[Card]:
     now = site.stats(period.start, period.end)
-    before = site.stats(*period.previous)
+    a, b = compare.now, compare.before
     multi = period.days > 1
-    # When data began inside the comparison range, a change would only measure that start.
-    # Today is not over: against a whole yesterday every figure would look like a fall.
-    comparable = (site.first is not None and period.previous[0] >= site.first
-                  and period.key != "today")
 
-    def change(current: float | None, previous: float | None, better: bool = True
-               ) -> fmt.Change:
-        return fmt.change(current, previous if comparable else None, better)
+    def change(attr: str, better: bool = True, points: bool = False) -> fmt.Change:
+        if a is None or b is None:
+            return fmt.no_change(compare.why)
+        return fmt.change(getattr(a, attr), getattr(b, attr), better, points)
 
     return [
         Card("visitors", "Unique visitors" if not multi else "Visitors", now.visitors,
-             fmt.compact(now.visitors), change(now.visitors, before.visitors), note=multi),
-        Card("visits", "Visits", now.visits, fmt.compact(now.visits),
-             change(now.visits, before.visits)),
+             fmt.compact(now.visitors), change("visitors"), note=multi),
+        Card("visits", "Visits", now.visits, fmt.compact(now.visits), change("visits")),
         Card("pageviews", "Pageviews", now.pageviews, fmt.compact(now.pageviews),
-             change(now.pageviews, before.pageviews)),
+             change("pageviews")),
         Card("views_per_visit", "Views per visit", now.views_per_visit,
-             fmt.decimal(now.views_per_visit),
-             change(now.views_per_visit, before.views_per_visit)),
+             fmt.decimal(now.views_per_visit), change("views_per_visit")),
         Card("bounce_rate", "Bounce rate", now.bounce_rate, fmt.percent(now.bounce_rate),
-             change(now.bounce_rate, before.bounce_rate, better=False)),
+             change("bounce_rate", better=False, points=True)),
         Card("visit_duration_s", "Visit duration", now.visit_duration_s,
-             fmt.duration(now.visit_duration_s),
-             change(now.visit_duration_s, before.visit_duration_s)),
+             fmt.duration(now.visit_duration_s), change("visit_duration_s")),
     ]
 
 
@@ -366,17 +425,15 @@ def page(site: SiteData, period: Period) -> PageView:
         rows = site.breakdowns.get((period.key, panel.key), [])
         by_section.setdefault(panel.section, []).append(
             panel_view(mart, panel, rows, period, csv_dir))
-    start, end = period.previous
-    compare = (f"vs {fmt.day(start)}" if start == end
-               else f"vs {fmt.short_day(start)} – {fmt.day(end)}")
+    compare = comparison(site, period)
     view = PageView(
         site=site, period=period, root="../",
         switcher=[Link(p.label, page_href(p), p.key == period.key) for p in rolling],
         archives=[Link(p.label, page_href(p), p.key == period.key) for p in archives],
-        cards=cards(site, period), chart=chart(site, period),
+        cards=cards(site, period, compare), chart=chart(site, period),
         sections=[Section(name, panels) for name, panels in by_section.items()],
         funnels=funnels(site, period), csv_dir=csv_dir, multi_day=period.days > 1,
-        compare_label=compare, empty=False,
+        compare=compare.sentence, empty=False,
     )
     view.empty = view.cards[0].value == 0 and view.cards[2].value == 0
     return view
@@ -387,7 +444,7 @@ def index(sites: list[SiteData]) -> IndexView:
     for site in sites:
         thirty = next(p for p in site.periods if p.key == "30d")
         now = site.stats(thirty.start, thirty.end)
-        before = site.stats(*thirty.previous)
+        compare = comparison(site, thirty)
         values = [site.days[d].visitors if d in site.days else 0 for d in thirty.buckets()]
         peak = max(values) or 1
         step = 100 / max(len(values) - 1, 1)
@@ -395,9 +452,8 @@ def index(sites: list[SiteData]) -> IndexView:
         out.sites.append(SiteSummary(
             domain=site.domain, title=site.title, href=f"{site.domain}/index.html",
             visitors=now.visitors,
-            change=fmt.change(now.visitors, before.visitors
-                              if site.first is not None and thirty.previous[0] >= site.first
-                              else None),
+            change=(fmt.change(compare.now.visitors, compare.before.visitors)
+                    if compare.now and compare.before else fmt.no_change(compare.why)),
             spark=points,
             spark_label=f"Daily visitors over the last 30 days, peak {fmt.number(max(values))}",
             data_until=fmt.stamp(site.data_until),

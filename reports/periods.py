@@ -1,8 +1,12 @@
-"""The date ranges a site's pages cover, each with the equal-length range before it.
+"""The date ranges a site's pages cover, and what each one's changes compare.
 
 Rolling periods end on the site's local "today" (inclusive, as Plausible counts them);
-every calendar month with data gets an archive page. The comparison period is always the
-same number of days immediately before the start, so a change is never skewed by length.
+every calendar month with data gets an archive page, the current one ending today.
+
+Today is not over, so a period that contains it would compare a partial day with a whole
+one. Its changes compare its complete days only (`compared`, the period without today)
+with the same number of days right before (`previous`), and a month to date with the same
+days of the month before. With perfectly steady traffic every change is then 0%.
 """
 
 from __future__ import annotations
@@ -31,15 +35,37 @@ class Period:
     start: date
     end: date  # inclusive
     archive: bool = False  # a calendar month
+    partial: bool = False  # ends on today, which is not over
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
     @property
-    def previous(self) -> tuple[date, date]:
-        """The equal-length range right before this one."""
-        return self.start - timedelta(days=self.days), self.start - timedelta(days=1)
+    def compared(self) -> tuple[date, date] | None:
+        """The days the changes are about: every day but an unfinished today (None when
+        that leaves none)."""
+        end = self.end - timedelta(days=1) if self.partial else self.end
+        return (self.start, end) if end >= self.start else None
+
+    @property
+    def month_to_date(self) -> bool:
+        return self.archive and self.partial
+
+    @property
+    def previous(self) -> tuple[date, date] | None:
+        """What `compared` is compared with: the same days of the month before for a month
+        to date, else the equal-length range right before."""
+        if self.compared is None:
+            return None
+        start, end = self.compared
+        length = (end - start).days + 1
+        if self.month_to_date:
+            before = _months_back(start, 1)
+            same_end = before + timedelta(days=length - 1)
+            if same_end < start:  # the month before has those days (not so on 30 March)
+                return before, same_end
+        return start - timedelta(days=length), start - timedelta(days=1)
 
     @property
     def filename(self) -> str:
@@ -76,28 +102,34 @@ def rolling(today: date) -> list[Period]:
     out = []
     for key, label, days in ROLLING:
         if key == "today":
-            out.append(Period(key, label, today, today))
+            out.append(Period(key, label, today, today, partial=True))
         elif key == "yesterday":
             y = today - timedelta(days=1)
             out.append(Period(key, label, y, y))
         elif key == "12mo":
-            out.append(Period(key, label, _months_back(today, 11), today))
+            out.append(Period(key, label, _months_back(today, 11), today, partial=True))
         else:
-            out.append(Period(key, label, today - timedelta(days=days - 1), today))
+            out.append(Period(key, label, today - timedelta(days=days - 1), today,
+                              partial=True))
     return out
 
 
-def months(first: date | None, last: date | None) -> list[Period]:
-    """One archive per calendar month from the first to the last day with data, newest first."""
+def months(first: date | None, last: date | None, today: date) -> list[Period]:
+    """One archive per calendar month from the first to the last day with data, newest
+    first; the current month ends today (a month to date), and none starts after today."""
     if first is None or last is None:
         return []
     out, d = [], first.replace(day=1)
-    while d <= last:
+    while d <= min(last, today):
         end = _next_month(d) - timedelta(days=1)
-        out.append(Period(f"{d:%Y-%m}", f"{d:%B %Y}", d, end, archive=True))
+        if end >= today:
+            out.append(Period(f"{d:%Y-%m}", f"{d:%B %Y} to date", d, today, archive=True,
+                              partial=True))
+        else:
+            out.append(Period(f"{d:%Y-%m}", f"{d:%B %Y}", d, end, archive=True))
         d = _next_month(d)
     return out[::-1]
 
 
 def for_site(today: date, first: date | None, last: date | None) -> list[Period]:
-    return rolling(today) + months(first, last)
+    return rolling(today) + months(first, last, today)

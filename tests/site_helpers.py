@@ -31,14 +31,17 @@ def build_dataset(workspace: Path, now: datetime = FROZEN_NOW, days: int = 12,
     return cfg
 
 
-def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01") -> None:
-    """Marts with realistic row counts made by SQL alone, for the render benchmark."""
+def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
+                    steady: bool = False) -> None:
+    """Marts with realistic row counts made by SQL alone, for the render benchmark; with
+    `steady`, every day has exactly the same traffic."""
     con = duckdb.connect(str(cfg.database))
     sites = [s.domain for s in cfg.sites]
     con.execute("create table s (site varchar)")
     con.executemany("insert into s values (?)", [[s] for s in sites])
+    day = "0" if steady else "i::integer"
     con.execute(f"""create table d as select site, (date '{start}' + i::integer)::date as date,
-                    i::integer as i from s, range({days}) t(i)""")
+                    {day} as i from s, range({days}) t(i)""")
     con.execute("""create table daily_stats as select site, date,
         (200 + i % 50)::bigint as visitors, (230 + i % 60)::bigint as visits,
         (600 + i % 90)::bigint as pageviews, 2.5 as views_per_visit, 41.5 as bounce_rate,

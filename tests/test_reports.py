@@ -45,8 +45,22 @@ def test_periods_cover_equal_lengths_and_months() -> None:
                                                  date(2026, 3, 10))}
     assert found["today"].start == found["today"].end == date(2026, 3, 10)
     assert found["yesterday"].previous == (date(2026, 3, 8), date(2026, 3, 8))
-    assert (found["7d"].start, found["7d"].previous) == (
-        date(2026, 3, 4), (date(2026, 2, 25), date(2026, 3, 3)))
+    # today is not over: the 6 complete days against the 6 before
+    assert (found["7d"].start, found["7d"].compared, found["7d"].previous) == (
+        date(2026, 3, 4), (date(2026, 3, 4), date(2026, 3, 9)),
+        (date(2026, 2, 26), date(2026, 3, 3)))
+    assert found["today"].compared is None and found["today"].previous is None
+    # the month to date ends today and compares with the same days of February
+    assert (found["2026-03"].end, found["2026-03"].label) == (date(2026, 3, 10),
+                                                              "March 2026 to date")
+    assert found["2026-03"].previous == (date(2026, 2, 1), date(2026, 2, 9))
+    on_30_march = {p.key: p for p in periods.for_site(date(2026, 3, 30), date(2025, 1, 1),
+                                                       date(2026, 3, 30))}
+    # February has no 29th: the 29 complete days against the 29 days before
+    assert on_30_march["2026-03"].previous == (date(2026, 1, 31), date(2026, 2, 28))
+    on_1st = {p.key: p for p in periods.for_site(date(2026, 12, 1), date(2025, 1, 1),
+                                                  date(2026, 12, 1))}
+    assert on_1st["2026-12"].compared is None and on_1st["2026-11"].end == date(2026, 11, 30)
     assert found["30d"].filename == "index.html"
     assert found["12mo"].start == date(2025, 4, 1) and found["12mo"].granularity == "month"
     assert [k for k in found if found[k].archive] == ["2026-03", "2026-02", "2026-01"]
@@ -92,7 +106,8 @@ def test_publish_rewrites_only_changes_and_removes_what_is_gone(tmp_path: Path) 
     assert not list(site.rglob("*.tmp"))
 
 
-def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -> None:
+def test_ten_sites_of_400_days_render_and_rerender_nothing(make_config: Any) -> None:
+    """Counts only; the render's speed is timed in bench/render.py (no timed assertions)."""
     sites = [{"domain": f"site{i}.test", "timezone": "Europe/Berlin"} for i in range(10)]
     funnels = [{"name": "Signup", "site": s["domain"],
                 "steps": [{"name": "Home", "path": "/"}, {"name": "Done", "event": "x"}]}
@@ -102,7 +117,6 @@ def test_ten_sites_of_400_days_render_well_under_ten_seconds(make_config: Any) -
     synthetic_marts(cfg, 400)
     now = datetime(2026, 2, 5, 12, tzinfo=UTC)
     first = render_site(cfg, now)
-    assert first.seconds < 10, first.describe()
     assert first.files > 3000  # 10 sites x ~20 periods x (page + CSVs)
     again = render_site(cfg, now)
     assert again.written == 0 and again.removed == 0
