@@ -20,6 +20,7 @@ every writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: The label a folded row takes.
 OTHER = "(other)"
@@ -41,10 +42,28 @@ class Column:
 
 @dataclass(frozen=True)
 class Figure:
-    """A column a panel shows, with its heading."""
+    """A column a panel shows, with its heading; with `per`, the rate 100 × column ÷ per
+    over the row (exit rate: exits per pageview of the page)."""
 
     column: str
     heading: str
+    unit: str = "count"  # how it reads: count, seconds, percent
+    per: str | None = None
+    name: str = ""  # its CSV column when not the column's own name (a rate)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.column
+
+    def value(self, row: dict[str, Any]) -> float | int | None:
+        """The figure of a row added up over a period (every column of its mart)."""
+        if self.per is not None:
+            whole = row.get(self.per) or 0
+            return round(100 * (row.get(self.column) or 0) / whole, 1) if whole else None
+        if self.unit == "count":
+            return int(row.get(self.column) or 0)
+        found = row.get(self.column)
+        return None if found is None else float(found)
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,11 @@ class Panel:
     def bar(self) -> str:
         """The figure the bars and the order follow; rows where it is 0 are left out."""
         return self.figures[0].column
+
+    @property
+    def order(self) -> list[str]:
+        """The columns its rows are ranked by: its counts, in order."""
+        return [f.column for f in self.figures if f.unit == "count" and f.per is None]
 
     @property
     def csv(self) -> str:
@@ -203,19 +227,33 @@ MARTS: tuple[Mart, ...] = (
             Column("pageviews", "BIGINT", "pageviews of the path", "sum"),
             Column("visitors", "BIGINT", "distinct visitors who viewed it", "sum"),
             Column("entries", "BIGINT", "sessions that started on it", "sum"),
+            Column("entry_visitors", "BIGINT",
+                   "distinct visitors among those sessions (unique entrances)", "sum"),
             Column("exits", "BIGINT", "sessions that ended on it", "sum"),
+            Column("exit_visitors", "BIGINT",
+                   "distinct visitors among those sessions (unique exits)", "sum"),
             Column("avg_time_on_page_s", "DOUBLE", "mean time on page in seconds",
                    "mean:timed_pageviews"),
             Column("timed_pageviews", "BIGINT", "how many pageviews the mean is over", "sum"),
+            Column("avg_scroll_pct", "DOUBLE",
+                   "mean scroll depth, 0–100, of the visits that reported one",
+                   "mean:scrolled_visits"),
+            Column("scrolled_visits", "BIGINT", "how many visits the mean is over", "sum"),
         ),
         dimension="path",
         panels=(
-            Panel("pages", "Top pages", "Pages", "Page", (_PAGEVIEWS, _VISITORS_FIGURE),
+            Panel("pages", "Top pages", "Pages", "Page",
+                  (_PAGEVIEWS, _VISITORS_FIGURE,
+                   Figure("avg_time_on_page_s", "Time on page", unit="seconds"),
+                   Figure("avg_scroll_pct", "Scroll depth", unit="percent")),
                   kind="path", wide=True),
             Panel("entry-pages", "Entry pages", "Pages", "Page",
-                  (Figure("entries", "Entries"), _VISITORS_FIGURE), kind="path"),
+                  (Figure("entry_visitors", "Unique entrances"),
+                   Figure("entries", "Entrances")), kind="path"),
             Panel("exit-pages", "Exit pages", "Pages", "Page",
-                  (Figure("exits", "Exits"), _VISITORS_FIGURE), kind="path"),
+                  (Figure("exit_visitors", "Unique exits"), Figure("exits", "Exits"),
+                   Figure("exits", "Exit rate", unit="percent", per="pageviews",
+                          name="exit_rate")), kind="path"),
         ),
     ),
     by_session("source", "the source's name (NULL: direct or unknown)", "Sources",

@@ -77,7 +77,8 @@ class Chart:
 @dataclass(frozen=True)
 class Cell:
     text: str
-    exact: int
+    exact: str  # the unrounded figure ("" when there is none), for data-value and the CSV
+    title: str = ""  # a count's exact value when the cell shows it rounded (1.2k)
 
 
 @dataclass(frozen=True)
@@ -226,12 +227,14 @@ def _label(panel: Panel, row: BreakdownRow) -> tuple[str, bool]:
 
 def _table(panel: Panel, rows: list[BreakdownRow], caption: str | None) -> Table:
     top = rows[: panel.top]
-    peak = max((r.values[0] for r in top), default=0) or 1
+    peak = max((r.values[0] or 0 for r in top), default=0) or 1
     views = []
     for r in top:
         text, muted = _label(panel, r)
-        views.append(RowView(text, muted, [Cell(fmt.compact(v), v) for v in r.values],
-                             round(100 * r.values[0] / peak)))
+        cells = [Cell(fmt.figure(v, f.unit), fmt.exact(v),
+                      fmt.number(v) if f.unit == "count" and f.per is None else "")
+                 for f, v in zip(panel.figures, r.values, strict=True)]
+        views.append(RowView(text, muted, cells, round(100 * (r.values[0] or 0) / peak)))
     return Table(caption, views, len(rows))
 
 
@@ -246,7 +249,8 @@ def panel_view(mart: Mart, panel: Panel, rows: list[BreakdownRow], period: Perio
         groups: dict[tuple[str | None, ...], list[BreakdownRow]] = {}
         for r in rows:
             groups.setdefault(r.group, []).append(r)
-        for g, grows in sorted(groups.items(), key=lambda kv: -sum(r.values[0] for r in kv[1])):
+        for g, grows in sorted(groups.items(),
+                               key=lambda kv: -sum(r.values[0] or 0 for r in kv[1])):
             caption = " · ".join("(none)" if part is None else part for part in g)
             tables.append(_table(panel, grows, caption))
     else:

@@ -45,7 +45,7 @@ class Stats:
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
-    values: tuple[int, ...]
+    values: tuple[float | int | None, ...]  # one per panel figure; the first is a count
 
 
 #: A mart's row over a period: its group labels, its label, and every figure by column.
@@ -228,7 +228,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                                     fold_when=f"group_rank > {PANEL_GROUPS}",
                                     fold_labels=tuple(labels))
         rows = marts.top_sql(mart, rows, columns, ["site", "key", *mart.group],
-                             [f.column for f in panel.figures], PANEL_ROWS)
+                             panel.order, PANEL_ROWS)
         collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
         for row in con.execute(rows).fetchall():
             site, key = row[0], row[1]
@@ -245,12 +245,13 @@ def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
     """A panel's figures of each row, largest first and `(other)` last; rows whose bar
     figure is 0 are left out (a page nobody entered is no entry page)."""
     out = []
+    counts = [i for i, f in enumerate(panel.figures) if f.column in panel.order]
     for group, label, values in rows:
-        figures = tuple(int(values[f.column] or 0) for f in panel.figures)
-        if figures[0] > 0:
+        figures = tuple(f.value(values) for f in panel.figures)
+        if figures[0]:
             out.append(BreakdownRow(group, label, figures))
-    out.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values], r.label is None,
-                            r.label or ""))
+    out.sort(key=lambda r: (r.label == OTHER, [-(r.values[i] or 0) for i in counts],
+                            r.label is None, r.label or ""))
     return out
 
 

@@ -120,6 +120,21 @@ def stamp(value: datetime | None) -> str:
     return f"{value.day} {value:%b %Y, %H:%M %Z}".strip()
 
 
+def exact(value: float | int | None) -> str:
+    """A figure as data (data-value attributes and CSV cells), as DuckDB writes it in the
+    exports: the shortest text that reads back as the same number."""
+    return "" if value is None else repr(value)
+
+
+def figure(value: float | int | None, unit: str) -> str:
+    """A panel figure by its unit (footfall.marts.Figure): count, seconds or percent."""
+    if unit == "seconds":
+        return duration(value)
+    if unit == "percent":
+        return percent(value)
+    return compact(value)
+
+
 FILTERS = {
     "compact": compact,
     "number": number,

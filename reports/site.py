@@ -61,11 +61,9 @@ def environment() -> jinja2.Environment:
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    return csvcell.guard(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return csvcell.guard(value)
+    return fmt.exact(value) if isinstance(value, (int, float)) or value is None else str(value)
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
@@ -82,7 +80,7 @@ def _panel_csvs(site: data.SiteData, period: Period) -> dict[str, bytes]:
     out = {}
     for mart, panel in marts.panels():
         rows = site.breakdowns.get((period.key, panel.key), [])
-        header = [*mart.group, str(mart.dimension), *(f.column for f in panel.figures)]
+        header = [*mart.group, str(mart.dimension), *(f.key for f in panel.figures)]
         body: list[list[object]] = [[*r.group, r.label, *r.values] for r in rows]
         out[panel.csv] = to_csv(header, body)
     return out

@@ -48,8 +48,10 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
         95.0 as visit_duration_s from d""")
     con.execute("""create table daily_pages as select site, date, '/page/' || p as path,
         (1000 // (p + 1))::bigint as pageviews, (800 // (p + 1))::bigint as visitors,
-        (300 // (p + 1))::bigint as entries, (290 // (p + 1))::bigint as exits,
-        30.0 as avg_time_on_page_s, 10::bigint as timed_pageviews from d, range(150) t(p)""")
+        (300 // (p + 1))::bigint as entries, (280 // (p + 1))::bigint as entry_visitors,
+        (290 // (p + 1))::bigint as exits, (270 // (p + 1))::bigint as exit_visitors,
+        30.0 as avg_time_on_page_s, 10::bigint as timed_pageviews,
+        55.0 as avg_scroll_pct, 8::bigint as scrolled_visits from d, range(150) t(p)""")
     for table, dim, n in [("daily_sources", "source", 15), ("daily_referrers", "referrer", 40),
                           ("daily_utm_source", "utm_source", 6),
                           ("daily_utm_medium", "utm_medium", 4),
@@ -82,7 +84,7 @@ class PanelRead:
     key: str
     csv: str
     captions: list[str | None] = field(default_factory=list)
-    rows: list[list[tuple[str, list[int]]]] = field(default_factory=list)  # per table
+    rows: list[list[tuple[str, list[str]]]] = field(default_factory=list)  # per table
     totals: list[int] = field(default_factory=list)
 
 
@@ -96,7 +98,7 @@ class _Panels(html.parser.HTMLParser):
         self._depth = 0
         self._in: str | None = None
         self._text = ""
-        self._row: tuple[str, list[int]] | None = None
+        self._row: tuple[str, list[str]] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -117,7 +119,7 @@ class _Panels(html.parser.HTMLParser):
         elif tag == "span" and a.get("class") == "text":
             self._in, self._text = "label", ""
         elif tag == "td" and a.get("data-value") is not None and self._row is not None:
-            self._row[1].append(int(str(a["data-value"])))
+            self._row[1].append(str(a["data-value"]))
 
     def handle_endtag(self, tag: str) -> None:
         if self._panel is None:
