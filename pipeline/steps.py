@@ -96,6 +96,7 @@ def fingerprint(cfg: Config) -> str:
             for f in cfg.funnels
         ],
         "models": models.digest(),
+        "raw_exports_published": cfg.exports.publish_raw,  # where the raw day files go
     }
     return hashlib.blake2b(json.dumps(state, sort_keys=True).encode(), digest_size=16).hexdigest()
 
