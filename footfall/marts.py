@@ -79,6 +79,11 @@ class Panel:
     kind: str = "text"  # how labels render: text, path, country, title (capitalised)
     top: int = 10
     wide: bool = False  # spans the whole row
+    #: drill-down: its rows link to the dashboard filtered to them. "session:<column>"
+    #: keeps the sessions whose column has the value (and their events); "event:<column>"
+    #: keeps the events whose column has it (pageviews for path, custom events for name)
+    #: and the sessions that hold one. See docs/metrics.md, "Filters".
+    drill: str = ""
 
     @property
     def bar(self) -> str:
@@ -133,7 +138,7 @@ _PEOPLE = (_VISITORS_FIGURE, Figure("visits", "Visits"))
 
 def by_session(dimension: str, doc: str, title: str, section: str, heading: str,
                null_label: str | None = None, kind: str = "text",
-               table: str | None = None) -> Mart:
+               table: str | None = None, drill: bool = False) -> Mart:
     """A breakdown of the sessions that started each day by one of their columns."""
     return Mart(
         table or f"daily_{dimension}",
@@ -142,7 +147,8 @@ def by_session(dimension: str, doc: str, title: str, section: str, heading: str,
         dimension=dimension,
         template="_by_session",
         panels=(Panel(_stem(table or f"daily_{dimension}"), title, section, heading,
-                      _PEOPLE, null_label=null_label, kind=kind),),
+                      _PEOPLE, null_label=null_label, kind=kind,
+                      drill=f"session:{dimension}" if drill else ""),),
     )
 
 
@@ -246,10 +252,10 @@ MARTS: tuple[Mart, ...] = (
                   (_PAGEVIEWS, _VISITORS_FIGURE,
                    Figure("avg_time_on_page_s", "Time on page", unit="seconds"),
                    Figure("avg_scroll_pct", "Scroll depth", unit="percent")),
-                  kind="path", wide=True),
+                  kind="path", wide=True, drill="event:path"),
             Panel("entry-pages", "Entry pages", "Pages", "Page",
                   (Figure("entry_visitors", "Unique entrances"),
-                   Figure("entries", "Entrances")), kind="path"),
+                   Figure("entries", "Entrances")), kind="path", drill="session:entry_page"),
             Panel("exit-pages", "Exit pages", "Pages", "Page",
                   (Figure("exit_visitors", "Unique exits"), Figure("exits", "Exits"),
                    Figure("exits", "Exit rate", unit="percent", per="pageviews",
@@ -257,7 +263,8 @@ MARTS: tuple[Mart, ...] = (
         ),
     ),
     by_session("source", "the source's name (NULL: direct or unknown)", "Sources",
-               "Acquisition", "Source", null_label="Direct / none", table="daily_sources"),
+               "Acquisition", "Source", null_label="Direct / none", table="daily_sources",
+               drill=True),
     by_session("referrer", "the referrer's host and path (NULL: none)", "Referrers",
                "Acquisition", "Referrer", table="daily_referrers"),
     by_session("utm_source", "the landing URL's utm_source", "UTM source", "Campaigns",
@@ -267,13 +274,13 @@ MARTS: tuple[Mart, ...] = (
     by_session("utm_campaign", "the landing URL's utm_campaign", "UTM campaign", "Campaigns",
                "Campaign"),
     by_session("country", "ISO 3166 alpha-2 code", "Countries", "Audience", "Country",
-               null_label="Unknown", kind="country", table="daily_countries"),
+               null_label="Unknown", kind="country", table="daily_countries", drill=True),
     by_session("device", "desktop, mobile, tablet or NULL", "Devices", "Audience", "Device",
-               null_label="Unknown", kind="title", table="daily_devices"),
+               null_label="Unknown", kind="title", table="daily_devices", drill=True),
     by_session("browser", "browser family", "Browsers", "Technology", "Browser",
-               null_label="Unknown", table="daily_browsers"),
+               null_label="Unknown", table="daily_browsers", drill=True),
     by_session("os", "operating system family", "Operating systems", "Technology", "OS",
-               null_label="Unknown", table="daily_operating_systems"),
+               null_label="Unknown", table="daily_operating_systems", drill=True),
     Mart(
         "daily_events", "custom events (every name but pageview and engagement) per site, "
         "local date and name",
@@ -282,7 +289,7 @@ MARTS: tuple[Mart, ...] = (
          Column("visitors", "BIGINT", "distinct visitors who sent it", "sum")),
         dimension="name",
         panels=(Panel("events", "Custom events", "Events", "Event",
-                      (Figure("events", "Events"), _VISITORS_FIGURE)),),
+                      (Figure("events", "Events"), _VISITORS_FIGURE), drill="event:name"),),
     ),
     Mart(
         "daily_event_props", "custom events per site, local date, name, prop and value",
@@ -322,6 +329,12 @@ def by_table(table: str) -> Mart:
 def panels() -> list[tuple[Mart, Panel]]:
     """Every panel with the mart it is drawn from, in registry order."""
     return [(m, p) for m in MARTS for p in m.panels]
+
+
+#: The marts a filtered dashboard is built from: the same models, run over the filtered
+#: sessions and events (pipeline/drilldown.py).
+DRILL_MARTS: tuple[str, ...] = ("daily_stats", "daily_hours",
+                                *(m.table for m in MARTS if m.panels))
 
 
 #: The small-count rule (`privacy.min_visitors`) as a condition on a row.

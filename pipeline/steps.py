@@ -32,7 +32,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, exports, models, quarantine, sources
+from pipeline import database, drilldown, exports, models, quarantine, sources
 
 
 @dataclass
@@ -287,6 +287,9 @@ def _build(run: Run, new_fingerprint: str) -> None:
             hook = HOOKS.get(name)
             if hook is not None:
                 hook(run)
+
+    with show.step(summary, "drill-down"):
+        drilldown.materialise(con, cfg, rebuild=run.fresh or run.rebuild_all)
 
     with show.step(summary, "export"):
         exports.write(cfg, con, full=run.fresh or run.rebuild_all)

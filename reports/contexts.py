@@ -16,7 +16,7 @@ from footfall import marts
 from footfall.marts import OTHER, Mart, Panel
 from reports import format as fmt
 from reports.data import BreakdownRow, SiteData, Stats
-from reports.periods import Period
+from footfall.periods import Period
 
 # --- small value objects the templates read ----------------------------------------------
 

@@ -25,8 +25,8 @@ from footfall import marts
 from footfall.config import Config
 from footfall.marts import OTHER, Mart, Panel
 from footfall.sqltext import literal
-from reports import periods as periods_mod
-from reports.periods import Period
+from footfall import periods as periods_mod
+from footfall.periods import Period
 
 
 @dataclass(frozen=True)

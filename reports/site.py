@@ -29,7 +29,7 @@ from footfall import csvcell, marts
 from footfall.config import Config
 from reports import contexts, data
 from reports import format as fmt
-from reports.periods import Period
+from footfall.periods import Period
 
 MANIFEST = ".footfall-site"
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from reports import format as fmt
-from reports import periods, render_site
+from footfall import periods
+from reports import render_site
 from reports.data import weighted_median
 from reports.site import environment, publish, to_csv
 from tests.site_helpers import synthetic_marts

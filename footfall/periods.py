@@ -1,4 +1,5 @@
-"""The date ranges a site's pages cover, and what each one's changes compare.
+"""The date ranges a site's pages cover, and what each one's changes compare (shared: the
+reports draw them, the pipeline picks the drill-down rows from them).
 
 Rolling periods end on the site's local "today" (inclusive, as Plausible counts them);
 every calendar month with data gets an archive page, the current one ending today.
