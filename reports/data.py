@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from footfall import marts
+from footfall import periods as periods_mod
 from footfall.config import Config
 from footfall.marts import OTHER, Mart, Panel
-from footfall.sqltext import literal
-from footfall import periods as periods_mod
 from footfall.periods import Period
+from footfall.sqltext import literal
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,15 @@ class FunnelStep:
     median_s: float | None
 
 
+@dataclass(frozen=True)
+class Drill:
+    """What a filtered dashboard is filtered by: a row of one of its site's panels."""
+
+    parent: str  # the site's domain
+    panel: str  # the panel's key
+    value: str | None  # the row's label (None: the panel's null label, e.g. direct)
+
+
 @dataclass
 class SiteData:
     domain: str
@@ -75,6 +84,9 @@ class SiteData:
     breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
     funnel_names: list[str] = field(default_factory=list)
+    drill: Drill | None = None  # set on a filtered dashboard, whose domain is its key
+    #: the site's filtered dashboards, by (panel key, row label)
+    filtered: dict[tuple[str, str | None], SiteData] = field(default_factory=dict)
 
     def stats(self, start: date, end: date) -> Stats:
         rows = [s for d, s in self.days.items() if start <= d <= end]
@@ -96,10 +108,14 @@ class SiteData:
 
 
 
-def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+#: The schema of the published database that holds the filtered marts (pipeline/drilldown.py).
+DRILL = "drilldown"
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str, schema: str = "main") -> bool:
     row = con.execute(
         "select count(*) from duckdb_tables() where database_name = 'ff' "
-        "and schema_name = 'main' and table_name = ?", [table]
+        "and schema_name = ? and table_name = ?", [schema, table]
     ).fetchone()
     return bool(row and row[0])
 
@@ -151,37 +167,64 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[Si
             funnel_names=[f.name for f in cfg.funnels if f.site == s.domain],
         ))
     by_domain = {s.domain: s for s in sites}
+    filtered = _filtered(con, by_domain) if cfg.report.drilldown_rows > 0 else {}
     con.execute("create table periods (site varchar, key varchar, start_date date, "
                 "end_date date)")
     con.executemany("insert into periods values (?, ?, ?, ?)",
-                    [[s.domain, p.key, p.start, p.end] for s in sites for p in s.periods])
-    _days(con, by_domain)
-    _hours(con, by_domain)
-    for mart in marts.MARTS:
-        if mart.panels and _has(con, mart.table):
-            _breakdown(con, mart, by_domain, cfg.privacy.min_visitors)
+                    [[s.domain, p.key, p.start, p.end]
+                     for s in [*sites, *filtered.values()] for p in s.periods])
+    for schema, group in (("main", by_domain), (DRILL, filtered)):
+        if not group:
+            continue
+        _days(con, group, schema)
+        _hours(con, group, schema)
+        for mart in marts.MARTS:
+            if mart.panels and _has(con, mart.table, schema):
+                _breakdown(con, mart, group, cfg.privacy.min_visitors, schema)
     if _has(con, "funnel_steps"):
         _funnels(con, by_domain)
     return sites
 
 
-def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
-    if not _has(con, "daily_stats"):
+def _filtered(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]
+              ) -> dict[str, SiteData]:
+    """A SiteData per filter of the drilldown schema, over its site's rolling periods;
+    each is also listed in its site's `filtered`."""
+    if not _has(con, "filters", DRILL):
+        return {}
+    out = {}
+    for site, panel, value, key in con.execute(
+            f"select site, panel, value, key from ff.{DRILL}.filters").fetchall():
+        parent = sites.get(site)
+        if parent is None:
+            continue
+        data = SiteData(
+            domain=key, title=parent.title, timezone=parent.timezone, today=parent.today,
+            first=parent.first, last=parent.last, data_until=parent.data_until,
+            periods=[p for p in parent.periods if not p.archive], days={}, hours={},
+            breakdowns={}, funnels={}, drill=Drill(site, panel, value))
+        parent.filtered[(panel, value)] = data
+        out[key] = data
+    return out
+
+
+def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
+    if not _has(con, "daily_stats", schema):
         return
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        "visit_duration_s from ff.daily_stats order by site, date"
+        f"visit_duration_s from ff.{schema}.daily_stats order by site, date"
     ).fetchall():
         if site in sites:
             v, n, p, vpv, br, dur = figures
             sites[site].days[day] = Stats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
 
 
-def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
-    if not _has(con, "daily_hours"):
+def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
+    if not _has(con, "daily_hours", schema):
         return
     rows = con.execute(
-        "select h.site, h.date, h.hour, h.visitors, h.pageviews from ff.daily_hours h "
+        f"select h.site, h.date, h.hour, h.visitors, h.pageviews from ff.{schema}.daily_hours h "
         "semi join (select site, start_date as date from periods "
         "where start_date = end_date) p using (site, date)"
     ).fetchall()
@@ -200,7 +243,7 @@ PANEL_GROUPS = 20
 
 
 def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, SiteData],
-               min_visitors: int) -> None:
+               min_visitors: int, schema: str = "main") -> None:
     """The mart added up over every period of every site, folded by the small-count rule,
     then each of its panels' rows, bounded in SQL (PANEL_ROWS, PANEL_GROUPS). Identifiers
     come from the registry, never from data."""
@@ -208,7 +251,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
     figures = [c.name for c in mart.columns if c.adds]
     columns = ["site", "key", *labels, *figures]
     source = (f"select p.site, p.key, {', '.join(f't.{c}' for c in [*labels, *figures])} "
-              f"from ff.{mart.table} t join periods p "
+              f"from ff.{schema}.{mart.table} t join periods p "
               f"on t.site = p.site and t.date between p.start_date and p.end_date")
     query = marts.add_up_sql(mart, source, columns)
     if min_visitors > 0:

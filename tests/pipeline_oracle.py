@@ -298,3 +298,43 @@ def page_entrances_exits(events: list[dict[str, Any]]
             "scrolled_visits": len(v["depths"])}
         for k, v in out.items()
     }
+
+
+def _session_value(s: Session, column: str) -> Any:
+    if column == "entry_page":
+        views = [e for e in s.events if e["name"] == "pageview"]
+        return views[0]["path"] if views else None
+    return s.events[0].get(column)
+
+
+def filtered_daily(events: list[dict[str, Any]], kind: str, column: str, value: Any
+                   ) -> dict[tuple[str, date], dict[str, int]]:
+    """Visitors, visits and pageviews per site and local date under one filter, as
+    docs/metrics.md defines filters. A session filter keeps the sessions whose `column`
+    (their first event's, or for entry_page their first pageview's path) equals `value`,
+    with all their events. An event filter keeps the events that match (pageviews of the
+    path, or custom events of the name) and the sessions that hold one."""
+    kept_sessions: list[Session] = []
+    kept_events: list[dict[str, Any]] = []
+    for s in sessions(events):
+        if kind == "session":
+            if _session_value(s, column) == value:
+                kept_sessions.append(s)
+                kept_events += s.events
+            continue
+        matching = [e for e in s.events if e.get(column) == value and (
+            e["name"] == "pageview" if column == "path"
+            else e["name"] not in ("pageview", "engagement"))]
+        if matching:
+            kept_sessions.append(s)
+            kept_events += matching
+    out: dict[tuple[str, date], dict[str, Any]] = defaultdict(
+        lambda: {"visitors": set(), "visits": 0, "pageviews": 0})
+    for e in kept_events:
+        row = out[e["site"], local_date(e)]
+        row["visitors"].add(e["visitor"])
+        row["pageviews"] += e["name"] == "pageview"
+    for s in kept_sessions:
+        out[s.site, s.date]["visits"] += 1
+    return {k: {"visitors": len(v["visitors"]), "visits": v["visits"],
+                "pageviews": v["pageviews"]} for k, v in out.items()}

@@ -32,9 +32,10 @@ def build_dataset(workspace: Path, now: datetime = FROZEN_NOW, days: int = 12,
 
 
 def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
-                    steady: bool = False) -> None:
+                    steady: bool = False, drill: int = 0) -> None:
     """Marts with realistic row counts made by SQL alone, for the render benchmark; with
-    `steady`, every day has exactly the same traffic."""
+    `steady`, every day has exactly the same traffic; with `drill`, filtered marts for the
+    first `drill` rows of each drill-down panel."""
     con = duckdb.connect(str(cfg.database))
     sites = [s.domain for s in cfg.sites]
     con.execute("create table s (site varchar)")
@@ -76,7 +77,37 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
         from d, range(1, 4) t(st)""")
     con.execute("""create table events as select site, max(date)::timestamp + interval 20 hour
         as occurred_at from d group by site""")
+    if drill:
+        _synthetic_drill(con, drill)
     con.close()
+
+
+def _synthetic_drill(con: duckdb.DuckDBPyConnection, rows: int) -> None:
+    """Filtered marts as pipeline/drilldown.py writes them: the first `rows` values of every
+    drill-down panel become filters, each with a tenth of its site's figures."""
+    from footfall import marts
+
+    con.execute("create schema drilldown")
+    con.execute("create table drilldown.filters (site varchar, panel varchar, value varchar, "
+                "filter_id integer, key varchar)")
+    for mart, panel in marts.panels():
+        if panel.drill:
+            con.execute(f"""insert into drilldown.filters select site, '{panel.key}', value,
+                0, '' from (select *, row_number() over (partition by site order by total desc,
+                value) as n from (select site, {mart.dimension} as value, sum({panel.bar})
+                as total from {mart.table} group by all)) where n <= {int(rows)}""")
+    con.execute("""update drilldown.filters set filter_id = rowid + 1,
+                   key = site || '#' || (rowid + 1)""")
+    for table in marts.DRILL_MARTS:
+        mart = marts.by_table(table)
+        figures = {c.name for c in mart.columns if c.adds == "sum"}
+        select = ", ".join(
+            "f.key as site" if c.name == "site"
+            else f"(t.{c.name} // 10)::bigint as {c.name}" if c.name in figures
+            else f"t.{c.name}" for c in mart.columns)
+        keep = " where t.path < '/page/3'" if table == "daily_pages" else ""
+        con.execute(f"create table drilldown.{table} as select {select} from {table} t "
+                    f"join drilldown.filters f on t.site = f.site{keep}")
 
 
 @dataclass

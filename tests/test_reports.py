@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from reports import format as fmt
 from footfall import periods
+from reports import format as fmt
 from reports import render_site
 from reports.data import weighted_median
 from reports.site import environment, publish, to_csv

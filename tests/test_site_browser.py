@@ -7,6 +7,7 @@ test-artifacts/site/ (gitignored) for a human to look at.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,3 +129,69 @@ def test_key_numbers_equal_duckdb(browser: Any, demo_site: Any) -> None:
     assert figure.get_attribute("data-value") == str(visitors)
     context.close()
     assert problems == []
+
+
+def _overlaps(page: Any, selector: str) -> list[str]:
+    boxes = page.locator(selector).evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return [e.textContent, r.left, r.right]; })")
+    return [f"{a[0]!r} and {b[0]!r}" for a, b in itertools.pairwise(boxes)
+            if a[2] > b[1] + 0.5]
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_partial_periods_and_chart_labels(browser: Any, demo_site: Any, size: str) -> None:
+    _cfg, base, _now = demo_site
+    for rel in ["example.com/7d.html", "example.com/index.html", "example.com/12mo.html",
+                "example.com/today.html", "shop.example.org/90d.html"]:
+        context, page, problems = _open(browser, base + rel, size, base)
+        assert _overlaps(page, ".xaxis span") == [], f"{rel} at {size}"
+        compare = page.locator("#compare")
+        assert compare.is_visible() and "today is not over" in compare.inner_text()
+        if rel.endswith(("7d.html", "index.html")):  # today's bar is drawn apart
+            assert page.locator(".bar.partial").count() == 1
+            assert page.locator(".chart-note").is_visible()
+        if rel.endswith("7d.html"):  # 7 bars: every one labelled
+            assert page.locator(".xaxis span").count() == 7
+        for why in page.locator(".change .why").all():  # every "–" says why, visibly
+            assert why.is_visible() and why.inner_text().strip()
+        context.close()
+        assert problems == [], f"{rel} at {size}: {problems}"
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_drill_down_links_resolve_and_totals_match(browser: Any, demo_site: Any,
+                                                   size: str) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/index.html", size, base)
+    links = page.locator("a.drill")
+    hrefs = links.evaluate_all("els => els.map(e => e.href)")
+    assert len(hrefs) >= 40
+    for href in hrefs:  # every drill-down link of the page resolves
+        assert page.request.get(href).status == 200, href
+    row = page.locator("#sources tbody tr").first
+    visits = row.locator("td").nth(1).get_attribute("data-value")
+    row.locator("a.drill").click()
+    page.wait_for_load_state("load")
+    assert page.locator(".chip").is_visible()
+    assert page.locator('.card-value[data-metric="visits"]').get_attribute("data-value") \
+        == visits
+    page.screenshot(path=str(ARTIFACTS / f"drill-down-{size}.png"), full_page=True)
+    page.locator(".chip-clear").click()
+    page.wait_for_load_state("load")
+    assert page.url == base + "example.com/index.html"
+    context.close()
+    assert problems == []
+
+
+def test_tap_targets_on_a_phone(browser: Any, demo_site: Any) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/index.html", "phone", base)
+    small = page.locator(".csv, .periods a, .archives summary, a.drill, sup a, "
+                         ".data-table summary, .chip-clear").evaluate_all(
+        "els => els.filter(e => e.offsetParent !== null).map(e => {"
+        " const r = e.getBoundingClientRect(); return [e.className || e.tagName,"
+        " e.textContent.trim().slice(0, 20), Math.round(r.width), Math.round(r.height)]; })"
+        ".filter(([, , w, h]) => w < 24 || h < 24)")
+    context.close()
+    assert small == [] and problems == []
