@@ -210,6 +210,8 @@ SESSIONS = Mart(
 )
 
 _PAGEVIEWS = Figure("pageviews", "Pageviews")
+#: What a rate of the whole period's visitors divides by (the reports add it to each row).
+PERIOD_VISITORS = "period_visitors"
 
 #: Every public table, in build order (a mart reads only marts above it).
 MARTS: tuple[Mart, ...] = (
@@ -289,7 +291,10 @@ MARTS: tuple[Mart, ...] = (
          Column("visitors", "BIGINT", "distinct visitors who sent it", "sum")),
         dimension="name",
         panels=(Panel("events", "Custom events", "Events", "Event",
-                      (Figure("events", "Events"), _VISITORS_FIGURE), drill="event:name"),),
+                      (_VISITORS_FIGURE, Figure("events", "Events"),
+                       Figure("visitors", "Conversion rate", unit="percent",
+                              per=PERIOD_VISITORS, name="conversion_rate")),
+                      drill="event:name"),),
     ),
     Mart(
         "daily_event_props", "custom events per site, local date, name, prop and value",

@@ -449,9 +449,9 @@ def comparison(site: SiteData, period: Period) -> Comparison:
     measure the start of the data)."""
     compared, previous = period.compared, period.previous
     if compared is None or previous is None:
-        why = ("today is not over" if period.days == 1 else "no complete day yet")
+        why = period.why_not_compared
         return Comparison(None, None, why,
-                          f"No changes: {why}, so its figures so far are not compared.")
+                          f"No changes: {why}.")
     if site.first is None or previous[0] < site.first:
         why = ("no data yet" if site.first is None
                else f"no data before {fmt.short_day(site.first)}")

@@ -88,7 +88,16 @@ class SiteData:
     #: the site's filtered dashboards, by (panel key, row label)
     filtered: dict[tuple[str, str | None], SiteData] = field(default_factory=dict)
 
+    #: stats() by range: a page asks for the same ranges many times (cards, charts, rates)
+    _stats: dict[tuple[date, date], Stats] = field(default_factory=dict)
+
     def stats(self, start: date, end: date) -> Stats:
+        found = self._stats.get((start, end))
+        if found is None:
+            found = self._stats[(start, end)] = self._add_up(start, end)
+        return found
+
+    def _add_up(self, start: date, end: date) -> Stats:
         rows = [s for d, s in self.days.items() if start <= d <= end]
         visits = sum(r.visits for r in rows)
 
@@ -234,12 +243,18 @@ def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: s
 
 
 #: At most this many rows per panel (per group of a grouped panel) reach its CSV; the rest
-#: are folded into `(other)`. The page shows a panel's own `top` of them. A bound on render
+#: are folded into `(other)`. A filtered dashboard, which has no CSVs, keeps its panels' own
+#: `top`. The page shows a panel's own `top` of them. A bound on render
 #: time, memory and page size however many distinct paths, names or values an attacker sends.
 PANEL_ROWS = 1000
 #: At most this many (event, prop) tables per page in a grouped panel (event properties),
 #: the largest by the panel's figure; the rest fold into one `(other) · (other)` table.
 PANEL_GROUPS = 20
+
+
+#: Beside a row's own figures, the visitors of its whole period: a panel figure with
+#: `per=PERIOD_VISITORS` is a share of them (a custom event's conversion rate).
+PERIOD_VISITORS = marts.PERIOD_VISITORS
 
 
 def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, SiteData],
@@ -271,7 +286,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                                     fold_when=f"group_rank > {PANEL_GROUPS}",
                                     fold_labels=tuple(labels))
         rows = marts.top_sql(mart, rows, columns, ["site", "key", *mart.group],
-                             panel.order, PANEL_ROWS)
+                             panel.order, PANEL_ROWS if schema == "main" else panel.top)
         collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
         for row in con.execute(rows).fetchall():
             site, key = row[0], row[1]
@@ -280,7 +295,12 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                 values = dict(zip(figures, row[2 + n:], strict=True))
                 collected[(site, key)].append((tuple(group_labels), label, values))
         for (site, key), found in collected.items():
-            sites[site].breakdowns[(key, panel.key)] = panel_rows(panel, found)
+            data = sites[site]
+            period = next(p for p in data.periods if p.key == key)
+            everyone = data.stats(period.start, period.end).visitors
+            for _group, _label, values in found:  # for rates of the period's visitors
+                values[PERIOD_VISITORS] = everyone
+            data.breakdowns[(key, panel.key)] = panel_rows(panel, found)
     con.execute("drop table period_rows")
 
 

@@ -59,8 +59,13 @@ def test_periods_cover_equal_lengths_and_months() -> None:
                                                        date(2026, 3, 30))}
     # February has no 29th: the 29 complete days against the 29 days before
     assert on_30_march["2026-03"].previous == (date(2026, 1, 31), date(2026, 2, 28))
+    assert (found["ytd"].start, found["ytd"].previous) == (
+        date(2026, 1, 1), (date(2025, 1, 1), date(2025, 3, 9)))
+    assert found["all"].start == date(2026, 1, 20) and found["all"].previous is None
     on_1st = {p.key: p for p in periods.for_site(date(2026, 12, 1), date(2025, 1, 1),
                                                   date(2026, 12, 1))}
+    assert on_1st["2025"].archive and (on_1st["2025"].start, on_1st["2025"].end) == (
+        date(2025, 1, 1), date(2025, 12, 31)) and "2026" not in on_1st
     assert on_1st["2026-12"].compared is None and on_1st["2026-11"].end == date(2026, 11, 30)
     assert found["30d"].filename == "index.html"
     assert found["12mo"].start == date(2025, 4, 1) and found["12mo"].granularity == "month"

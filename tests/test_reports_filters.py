@@ -57,8 +57,8 @@ def test_filtered_cards_equal_the_oracle_and_the_row_that_links_them(built: Any)
                 _label, row = parent[key].rows[0][n - 1]
                 if key == "pages":  # pageviews, visitors of the path
                     assert [int(row[0]), int(row[1])] == [cards["pageviews"], cards["visitors"]]
-                elif key == "events":  # events, visitors who sent it
-                    assert int(row[1]) == cards["visitors"]
+                elif key == "events":  # visitors who sent it, events, conversion rate
+                    assert int(row[0]) == cards["visitors"]
                 elif key == "entry-pages":  # unique entrances, entrances
                     assert int(row[1]) == cards["visits"]
                 else:  # visitors, visits of the sessions with that value

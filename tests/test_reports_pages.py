@@ -1,10 +1,12 @@
 """Entry and exit pages as Plausible shows them, time on page and scroll depth on Top pages:
 the pipeline against the independent oracle, and the bound every rendered table keeps (no
-unique count above the entrances or exits it describes, no exit rate above 100%)."""
+unique count above the entrances or exits it describes, no exit rate above 100%), and each
+custom event's conversion rate."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,7 @@ def test_no_rendered_count_exceeds_the_entrances_or_exits_it_describes(built: An
     render_site(cfg, datetime.combine(last, datetime.min.time(), UTC).replace(hour=20))
     pages = sorted(p for p in Path(cfg.site_dir).glob("*/**/*.html")
                    if p.name != "downloads.html")
-    rows = 0
+    rows = rates = 0
     for page in pages:
         panels = {p.key: p for p in read_panels(page)}
         for label, (unique, entrances) in itertools.chain(*panels["entry-pages"].rows):
@@ -73,4 +75,10 @@ def test_no_rendered_count_exceeds_the_entrances_or_exits_it_describes(built: An
             assert _number(unique) <= _number(exits), (page.name, label)
             assert 0 <= _number(rate) <= 100, (page.name, label, rate)
             rows += 1
-    assert rows > 50
+        # a goal's conversion rate: its visitors among all the period's visitors
+        everyone = re.search(r'data-metric="visitors" data-value="(\d+)"', page.read_text())
+        assert everyone is not None
+        for label, (visitors, _events, rate) in itertools.chain(*panels["events"].rows):
+            assert float(rate) == round(100 * int(visitors) / int(everyone.group(1)), 1), label
+            rates += 1
+    assert rows > 50 and rates > 20

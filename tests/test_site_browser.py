@@ -145,14 +145,17 @@ def test_partial_periods_and_chart_labels(browser: Any, demo_site: Any, size: st
     for rel in ["example.com/7d.html", "example.com/index.html", "example.com/12mo.html",
                 "example.com/today.html", "shop.example.org/90d.html"]:
         context, page, problems = _open(browser, base + rel, size, base)
-        assert _overlaps(page, ".xaxis span") == [], f"{rel} at {size}"
-        compare = page.locator("#compare")
-        assert compare.is_visible() and "today is not over" in compare.inner_text()
+        assert _overlaps(page, "#chart-visitors .xaxis span") == [], f"{rel} at {size}"
+        compare = page.locator("#compare")  # what the changes compare, or why none
+        assert compare.is_visible() and compare.inner_text().startswith(("Changes", "No "))
+        if rel.endswith("7d.html"):
+            assert "the 6 complete days" in compare.inner_text()
+            assert "today is not over" in compare.inner_text()
         if rel.endswith(("7d.html", "index.html")):  # today's bar is drawn apart
-            assert page.locator(".bar.partial").count() == 1
+            assert page.locator("#chart-visitors .bar.partial").count() == 1
             assert page.locator(".chart-note").is_visible()
         if rel.endswith("7d.html"):  # 7 bars: every one labelled
-            assert page.locator(".xaxis span").count() == 7
+            assert page.locator("#chart-visitors .xaxis span").count() == 7
         for why in page.locator(".change .why").all():  # every "–" says why, visibly
             assert why.is_visible() and why.inner_text().strip()
         context.close()
@@ -195,3 +198,42 @@ def test_tap_targets_on_a_phone(browser: Any, demo_site: Any) -> None:
         ".filter(([, , w, h]) => w < 24 || h < 24)")
     context.close()
     assert small == [] and problems == []
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_each_card_links_its_own_chart(browser: Any, demo_site: Any, size: str) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/7d.html", size, base)
+    assert page.locator("#chart-visitors").is_visible()  # the default, nothing targeted
+    assert not page.locator("#chart-visits").is_visible()
+    for metric in ("visits", "bounce_rate", "visitors"):
+        page.locator(f"#card-{metric} a.card-link").click()
+        assert page.url.endswith(f"#chart-{metric}")
+        shown = page.locator(".metric-chart").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null).map(e => e.id)")
+        assert shown == [f"chart-{metric}"], (metric, shown)
+    context.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_a_site_without_data_shows_the_first_run_card(browser: Any, make_config: Any,
+                                                      size: str) -> None:
+    from reports import render_site
+
+    cfg = make_config(sites=[{"domain": "new.example", "timezone": "UTC"}])
+    render_site(cfg)
+    with demo.serve_dir(cfg.site_dir, port=0) as base:
+        context, page, problems = _open(browser, base + "new.example/index.html", size, base)
+        card = page.locator("#first-run")
+        assert card.is_visible()
+        text = card.inner_text()
+        assert 'data-domain="new.example"' in text and "/metrics" in text
+        assert "footfall run" in text and "within the hour" in text
+        assert page.locator(".masthead a[href='#first-run']").is_visible()
+        page.screenshot(path=str(ARTIFACTS / f"first-run-{size}.png"), full_page=True)
+        context.close()
+        context, page, _ = _open(browser, base + "index.html", size, base)
+        assert "No data yet" in page.locator(".site-card").inner_text()
+        context.close()
+    assert problems == []
