@@ -114,28 +114,30 @@ def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> N
 
 def _matches() -> str:
     """The filters' predicates as one select of (kind, key, session_id, event_id): each
-    session a session filter keeps, each event an event filter keeps. Identifiers come from
-    the registry; the values are the filters table's."""
+    session a session filter keeps, each event an event filter keeps, within `drill_span`
+    (the days being rebuilt, a day either side for visits that cross midnight).
+    Identifiers come from the registry; the values are the filters table's."""
     out = []
     for _mart, panel in _drill_panels():
         kind, column = panel.drill.split(":")
         match = (f"f.site = x.site and f.panel = '{panel.key}' "
                  f"and x.{column} is not distinct from f.value")
+        span = "x.site = d.site and x.date between d.first_day and d.last_day"
         if kind == "session":
             out.append(f"select 'session' as kind, f.key, x.session_id, null as event_id "
-                       f"from main.sessions x join {SCHEMA}.filters f on {match}")
+                       f"from main.sessions x join drill_span d on {span} "
+                       f"join {SCHEMA}.filters f on {match}")
         else:
             names = "x.name = 'pageview'" if column == "path" else \
                 "x.name not in ('pageview', 'engagement')"
             out.append(f"select 'event' as kind, f.key, x.session_id, x.event_id "
-                       f"from main.events x join {SCHEMA}.filters f on {match} "
-                       f"and {names}")
+                       f"from main.events x join drill_span d on {span} "
+                       f"join {SCHEMA}.filters f on {match} and {names}")
     return " union all ".join(out)
 
 
 def _build(cur: duckdb.DuckDBPyConnection) -> None:
     models.create_macros(cur)
-    cur.execute(f"create temp table drill_matches as {_matches()}")
     # the days to rebuild: the run's affected days for a filter with rows already, every
     # day of its site for a filter that is new
     cur.execute(
@@ -146,23 +148,36 @@ def _build(cur: duckdb.DuckDBPyConnection) -> None:
         f"union all select f.key as site, d.date from {SCHEMA}.filters f "
         f"join (select distinct site, date from main.daily_stats) d using (site) "
         f"anti join stored using (key)")
-    # sessions: those a filter keeps (any day: the models pick the days); events: on the
-    # days being rebuilt, those a filter keeps, or the events of the sessions it keeps
+    cur.execute(
+        f"create temp table drill_span as select f.site, min(a.date) - 1 as first_day, "
+        f"max(a.date) + 1 as last_day from int_affected_days a "
+        f"join {SCHEMA}.filters f on f.key = a.site group by f.site")
+    cur.execute(f"create temp table drill_matches as {_matches()}")
+    # what the models read, on the days being rebuilt only: the sessions a filter keeps,
+    # and the events it keeps (session filters: every event of those sessions)
+    span = ("join drill_span d on {t}.site = d.site "
+            "and {t}.date between d.first_day and d.last_day")
+    cur.execute(f"create temp table drill_near as select e.* from main.events e "
+                f"{span.format(t='e')}")
     cur.execute(
         "create temp table drill_sessions as select m.key, s.* from "
         "(select distinct key, session_id from drill_matches) m "
-        "join main.sessions s using (session_id)")
+        f"join (select s.* from main.sessions s {span.format(t='s')}) s using (session_id) "
+        "semi join int_affected_days a on m.key = a.site and s.date = a.date")
     cur.execute(
         "create temp table drill_events as select m.key, e.* from "
         "(select distinct key, session_id from drill_matches where kind = 'session') m "
-        "join main.events e using (session_id) "
+        "join drill_near e using (session_id) "
+        "semi join int_affected_days a on m.key = a.site and e.date = a.date "
         "union all select m.key, e.* from drill_matches m "
-        "join main.events e on e.event_id = m.event_id where m.kind = 'event'")
+        "join drill_near e on e.event_id = m.event_id "
+        "semi join int_affected_days a on m.key = a.site and e.date = a.date "
+        "where m.kind = 'event'")
+    cur.execute("drop table drill_near")
     cur.execute("create temp view sessions as select * exclude (site, key), key as site "
                 "from drill_sessions")
     cur.execute("create temp view events as select * exclude (site, key), key as site "
-                "from drill_events semi join int_affected_days a "
-                "on drill_events.key = a.site and drill_events.date = a.date")
+                "from drill_events")
     for table in marts.DRILL_MARTS:
         model = models.load(marts.by_table(table).model)
         cur.execute(f"create temp table drill_rows as {model.sql}")

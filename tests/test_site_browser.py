@@ -190,8 +190,9 @@ def test_drill_down_links_resolve_and_totals_match(browser: Any, demo_site: Any,
 def test_tap_targets_on_a_phone(browser: Any, demo_site: Any) -> None:
     _cfg, base, _now = demo_site
     context, page, problems = _open(browser, base + "example.com/index.html", "phone", base)
-    small = page.locator(".csv, .periods a, .archives summary, a.drill, sup a, "
-                         ".data-table summary, .chip-clear").evaluate_all(
+    assert page.locator(".jump a").count() >= 5  # a jump list to the sections
+    small = page.locator(".csv, .periods a, .archives summary, a.drill, sup a, .jump a, "
+                         ".card-link, .data-table summary, .chip-clear").evaluate_all(
         "els => els.filter(e => e.offsetParent !== null).map(e => {"
         " const r = e.getBoundingClientRect(); return [e.className || e.tagName,"
         " e.textContent.trim().slice(0, 20), Math.round(r.width), Math.round(r.height)]; })"
