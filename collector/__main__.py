@@ -1,7 +1,11 @@
-"""`python -m collector [--config PATH]` is `footfall collect`."""
+"""`python -m collector` used to start the collector; it is `footfall collect` now.
+
+The collector sits below the CLI and may not import it, so this only points the way.
+"""
 
 import sys
 
-from footfall.cli import main
-
-sys.exit(main(["collect", *sys.argv[1:]]))
+print("python -m collector: the collector starts with `footfall collect --config PATH` "
+      "(or `python -m footfall collect --config PATH`); change the service's command line",
+      file=sys.stderr)
+sys.exit(2)

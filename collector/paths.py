@@ -8,12 +8,13 @@ segment, so a secret never survives half-masked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-__all__ = ["UTM_MAX", "PageUrl", "parse_page_url", "redact_path"]
+__all__ = ["UTM_MAX", "PageUrl", "parse_page_url", "redact_path", "valid_hostname"]
 
 UTM_MAX = 200  # Characters kept of each campaign value.
 
@@ -46,7 +47,10 @@ _TOKENISH = re.compile(r"[A-Za-z0-9_+=/\-]{16,}")
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{16,}")
 _DIGIT_GROUP = re.compile(r"\d+")
 # Decoded characters escaped again to keep the path unambiguous. Spaces stay readable.
-_REQUOTE = re.compile(r"[%?#/\x00-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates are escaped too: shown raw, they reorder the text
+# around them in reports and CSV viewers ("Trojan Source").
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_REQUOTE = re.compile(f"[%?#/\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -144,21 +148,47 @@ def _fragment_route(fragment: str) -> str | None:
     return route.split("?", 1)[0]
 
 
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+# Plausible refuses only data: URLs; javascript: and blob: ones never have a host anyway.
+_REFUSED_SCHEMES = frozenset({"data", "javascript"})
+
+
+def valid_hostname(host: str) -> str | None:
+    """The host in ASCII (IDNA for Unicode names), or None when it is not a host name."""
+    host = host.removesuffix(".")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return host if len(host) <= 253 and _HOSTNAME.fullmatch(host) else None
+
+
 @lru_cache(maxsize=20_000)
 def parse_page_url(url: str, hash_mode: bool = False) -> PageUrl:
     """Split a page URL into hostname, redacted path and campaign fields.
 
-    Raises ValueError with a short reason for non-http(s) or unparsable URLs.
+    Any scheme with a host is a page (apps send `app://`, extensions their own); the fragment
+    is kept only in hash mode. Raises ValueError with a short reason otherwise.
     """
     try:
         parts = urlsplit(url.strip())
         hostname = parts.hostname
     except ValueError:
         raise ValueError("unparsable URL") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("not an http(s) URL")
+    if not parts.scheme or parts.scheme.lower() in _REFUSED_SCHEMES:
+        raise ValueError("not a page URL scheme")
     if not hostname:
         raise ValueError("URL has no host")
+    hostname = valid_hostname(hostname)
+    if hostname is None:
+        raise ValueError("the host is not a valid host name")
     path = redact_path(parts.path or "/")
     if hash_mode and parts.fragment:
         route = _fragment_route(parts.fragment)
@@ -174,7 +204,7 @@ def parse_page_url(url: str, hash_mode: bool = False) -> PageUrl:
                 if cleaned is not None:
                     fields[key] = cleaned
     return PageUrl(
-        hostname=hostname.removesuffix("."),
+        hostname=hostname,
         path=path,
         utm_source=fields.get("utm_source") or fields.get("ref") or fields.get("source"),
         utm_medium=fields.get("utm_medium"),

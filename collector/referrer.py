@@ -17,11 +17,11 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from collector.paths import redact_path
+from footfall.contract import MAX_REFERRER
 
 __all__ = ["Referral", "Referrers"]
 
 _APP_SCHEME = "android-app"  # Android apps send android-app://<package>/ as referrer.
-_MAX_REFERRER = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class Referrers:
             return _NONE
         source, spam = self._host(host)
         path = redact_path(parts.path) if parts.path not in ("", "/") else ""
-        return Referral(referrer=(host + path)[:_MAX_REFERRER], source=source, spam=spam)
+        return Referral(referrer=(host + path)[:MAX_REFERRER], source=source, spam=spam)
 
     def _classify_host(self, host: str) -> tuple[str, bool]:
         spam = any(suffix in self._spam for suffix in _suffixes(host))

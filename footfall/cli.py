@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
-from footfall import __version__
+import duckdb
+
+from collector.server import serve
+from footfall import __version__, batch
 from footfall.config import Config, load
-from footfall.errors import FootfallError
+from footfall.demo import run_demo
+from footfall.errors import ConfigError, FootfallError
+from pipeline import check, checks
+from pipeline.imports import import_plausible
 
 Command = Callable[[Config, argparse.Namespace], int] | Callable[[None, argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Command, str, str, Callable[[argparse.ArgumentParser], None] | None]] = {}
@@ -37,8 +45,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
 @command("collect", "Run the beacon collector daemon.",
          "footfall collect --config /etc/footfall/config.yaml", _collect_args)
 def _collect(cfg: Config, args: argparse.Namespace) -> int:
-    from collector.server import serve
-
+    batch.check_data_dir(cfg)  # else it would start, and answer every beacon with a 503
     serve(cfg, host=args.host, port=args.port)
     return 0
 
@@ -52,8 +59,6 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 @command("demo", "Create a demo workspace, send it real traffic and show the result.",
          "footfall demo --workspace /tmp/footfall-demo --no-serve", _demo_args)
 def _demo(cfg: Config | None, args: argparse.Namespace) -> int:
-    from footfall.demo import run_demo
-
     return run_demo(args.workspace, serve=not args.no_serve)
 
 
@@ -79,15 +84,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
          "Quiet on success, for cron.",
          "footfall run --config /etc/footfall/config.yaml", _run_args)
 def _run(cfg: Config, args: argparse.Namespace) -> int:
-    from pipeline import run
-
-    summary = run(cfg, full=args.full, since=args.since)
-    if not args.no_site:  # also when nothing was new: "today" and "yesterday" move on
-        from reports import render_site
-
-        rendered = render_site(cfg)
-        if args.verbose or sys.stderr.isatty():
-            print(f"footfall run: site: {rendered.describe()}", file=sys.stderr)
+    result = batch.run(cfg, full=args.full, since=args.since, render=not args.no_site)
+    summary = result.pipeline
+    if result.site and (args.verbose or sys.stderr.isatty()):
+        print(f"footfall run: site: {result.site.describe()}", file=sys.stderr)
     if args.verbose or sys.stderr.isatty():
         print(f"footfall run: {summary.describe()}", file=sys.stderr)
     elif summary.quarantined:
@@ -99,12 +99,17 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
 @command("check", "Run the data tests (pipeline/checks/*.sql) against the database.",
          "footfall check --config /etc/footfall/config.yaml")
 def _check(cfg: Config, args: argparse.Namespace) -> int:
-    from pipeline import check
-
+    batch.check_data_dir(cfg)
     failures = check(cfg)
+    total = len(checks.names())
     for failure in failures:
         print(failure.describe(), file=sys.stderr)
-    return 1 if failures else 0
+    if failures:
+        print(f"footfall check: {len(failures)} of {total} data tests failed on "
+              f"{cfg.database}; the rows above show what to look at", file=sys.stderr)
+        return 1
+    print(f"footfall check: all {total} data tests passed on {cfg.database}")
+    return 0
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
@@ -113,14 +118,42 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("render", "Render the static dashboard into site_dir from the published database; "
-         "only changed files are rewritten.",
+         "only changed files are rewritten. Refuses when there is no database.",
          "footfall render --config /etc/footfall/config.yaml", _render_args)
 def _render(cfg: Config, args: argparse.Namespace) -> int:
-    from reports import render_site
-
-    rendered = render_site(cfg)
+    rendered = batch.render(cfg)
     if args.verbose or sys.stderr.isatty():
         print(f"footfall render: {rendered.describe()} into {cfg.site_dir}", file=sys.stderr)
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True,
+                             parser_class=_Parser)
+    plausible = kinds.add_parser(
+        "plausible", help="the zip of CSVs that Plausible's Export produces",
+        description="Read Plausible's CSV export into the daily tables, for the days before "
+                    "the site's first footfall event; importing the same zip again changes "
+                    "nothing. Then render the dashboard.",
+        epilog="example:\n  footfall import plausible plausible-export.zip --site example.com",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    plausible.add_argument("archive", type=Path, metavar="EXPORT.zip",
+                           help="the zip downloaded from Plausible's site settings, Export")
+    plausible.add_argument("--site", required=True, metavar="DOMAIN",
+                           help="the configured site the history belongs to")
+    for kind in (plausible,):  # so --config may also follow the kind's own arguments
+        kind.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                          help="path to config.yaml (default: ./config.yaml)")
+
+
+@command("import", "Bring in history from elsewhere; `footfall import KIND --help` for each "
+         "kind (plausible: Plausible's CSV export).",
+         "footfall import plausible plausible-export.zip --site example.com "
+         "--config /etc/footfall/config.yaml", _import_args)
+def _import(cfg: Config, args: argparse.Namespace) -> int:
+    summary = import_plausible(cfg, args.archive, args.site)
+    print(f"footfall import: {summary.describe(args.site)}", file=sys.stderr)
+    batch.render(cfg)
     return 0
 
 
@@ -128,8 +161,15 @@ def _render(cfg: Config, args: argparse.Namespace) -> int:
 NO_CONFIG = {"demo"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line too, with where to read more, instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="footfall",
         description="Privacy-first, cookie-free web analytics you run on your own server.",
         epilog="example: footfall collect --config ./config.yaml",
@@ -152,14 +192,80 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fn = COMMANDS[args.command][0]
+    cfg: Config | None = None
     try:
         cfg = None if args.command in NO_CONFIG else load(args.config)
         return fn(cfg, args)  # type: ignore[arg-type]
-    except FootfallError as exc:
-        print(f"footfall {args.command}: {exc}", file=sys.stderr)
+    except (FootfallError, OSError, duckdb.Error) as exc:
+        print(f"footfall {args.command}: {explain(exc, cfg)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def explain(exc: BaseException, cfg: Config | None) -> str:
+    """What went wrong and how to fix it, on one line (a ConfigError may list several
+    problems, one per line). Errors from a library call get a fix from their kind."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    cause = _library_cause(exc)
+    text = _one_line(str(exc) if isinstance(exc, FootfallError) or cause is None
+                     else _describe(cause))
+    fix = _fix(cause, cfg) if cause is not None else None
+    return f"{text}; {fix}" if fix else text
+
+
+def _library_cause(exc: BaseException) -> OSError | duckdb.Error | None:
+    """The OSError or DuckDB error behind `exc`, if any: a library may have wrapped it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError | duckdb.Error):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _describe(exc: OSError | duckdb.Error) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+_OS_FIXES = {
+    errno.EACCES: "give the user footfall runs as access to it (chown or chmod)",
+    errno.EPERM: "give the user footfall runs as access to it (chown or chmod)",
+    errno.ENOENT: "create it, or fix the path in the config",
+    errno.ENOTDIR: "a file stands where a folder should be: move it, or fix the path in the "
+                   "config",
+    errno.EEXIST: "a file stands where a folder should be: move it, or fix the path in the "
+                  "config",
+    errno.EISDIR: "a folder stands where a file should be: move it, or fix the path in the "
+                  "config",
+    errno.EROFS: "that file system is read-only: remount it writable, or point the config "
+                 "at another folder",
+    errno.ENOSPC: "the disk is full: free some space and run again (the last good state was "
+                  "kept)",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+    errno.EADDRINUSE: "another process listens on that port: stop it, or choose another "
+                      "collector.port (or --port)",
+    errno.EADDRNOTAVAIL: "that address is not on this machine: fix collector.host (or --host)",
+}
+
+
+def _fix(cause: OSError | duckdb.Error, cfg: Config | None) -> str | None:
+    if isinstance(cause, OSError):
+        return _OS_FIXES.get(cause.errno or 0)
+    if isinstance(cause, duckdb.OutOfMemoryException):
+        return "raise pipeline.memory_limit in the config, or give the machine more memory"
+    if isinstance(cause, duckdb.IOException | duckdb.SerializationException) and cfg:
+        return (f"if {cfg.database} is damaged or not a DuckDB file, move it aside "
+                f"(mv {cfg.database} {cfg.database}.broken) and run `footfall run --full` to "
+                f"rebuild it from {cfg.logs_dir}")
+    return None
 
 
 if __name__ == "__main__":

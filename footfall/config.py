@@ -19,9 +19,8 @@ from typing import Any
 
 import yaml
 
+from footfall.contract import PropValue
 from footfall.errors import ConfigError
-
-PropValue = str | int | float | bool
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -60,6 +59,19 @@ class Collector:
     referrer_spam: bool = doc("Drop beacons whose referrer is a known spam domain", default=True)
     exclude_paths: list[str] = doc(
         "Path globs never recorded, e.g. /admin/*", default_factory=list
+    )
+    body_timeout_s: float = doc(
+        "Seconds a client may take to send a beacon's body; slower gets 408", default=5.0
+    )
+    keepalive_s: float = doc(
+        "Seconds an idle connection, or one still sending its headers, stays open", default=5.0
+    )
+    max_connections: int = doc(
+        "Open connections at most; more are answered 503 and closed", default=1000
+    )
+    rate_limit_per_min: int = doc(
+        "Beacons per minute from one client IP (burst included); more get 429; 0 turns it off",
+        default=600,
     )
 
 
@@ -304,6 +316,15 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
             problem("collector.rotate_mb", "must be at least 1")
         if isinstance(col.fsync_interval_s, float) and col.fsync_interval_s < 0:
             problem("collector.fsync_interval_s", "must be 0 or more seconds")
+        for key in ("body_timeout_s", "keepalive_s"):
+            value = getattr(col, key)
+            if isinstance(value, float) and not 0 < value <= 600:
+                problem(f"collector.{key}", "must be more than 0 and at most 600 seconds")
+        if isinstance(col.max_connections, int) and col.max_connections < 1:
+            problem("collector.max_connections",
+                    "must be at least 1; keep it below the process's open-file limit")
+        if isinstance(col.rate_limit_per_min, int) and col.rate_limit_per_min < 0:
+            problem("collector.rate_limit_per_min", "must be 0 (off) or more")
         if col.geoip_database is not None and not col.geoip_database.is_file():
             problem("collector.geoip_database", f"no file at {col.geoip_database}; "
                     "point it at a GeoLite2-Country.mmdb or remove the key")
@@ -374,9 +395,22 @@ def load(path: Path | str) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+        raise ConfigError(str(path), [_yaml_problem(exc)]) from None
     cfg = parse(raw, path.resolve().parent, str(path))
     return dataclasses.replace(cfg, source=path.resolve())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where the YAML broke, by line and column of the file (PyYAML names the text it was
+    given `<unicode string>`, and spreads the spot over several lines with a caret)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context:
+        what = f"{what} ({context})"
+    if mark is None:
+        return f"not valid YAML: {what}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
 
 
 def documented_keys() -> list[tuple[str, str, str]]:

@@ -27,7 +27,11 @@ MAX_PROPS = 30
 MAX_PROP_KEY = 300
 MAX_PROP_VALUE = 2000
 
-PAGEVIEW = "pageview"
+#: Revenue: a plain decimal (no exponent) with at most 12 integer and 6 fractional digits, so
+#: it fits the events mart's DECIMAL(18, 6), and an ISO 4217 code. Both or neither.
+REVENUE_AMOUNT_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,6})?")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
 ENGAGEMENT = "engagement"
 
 VISITOR_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -63,6 +67,8 @@ class LogLine(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     interactive: bool | None = None
     engaged_ms: int | None = None
     scroll_pct: int | None = None
+    revenue_amount: str | None = None
+    revenue_currency: str | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -87,6 +93,12 @@ def problems(line: LogLine) -> list[str]:
         out.append("site, name and path must be non-empty, path starting with /")
     if line.country is not None and not re.fullmatch(r"[A-Z]{2}", line.country):
         out.append("country is not ISO 3166 alpha-2")
+    if (line.revenue_amount is None) != (line.revenue_currency is None):
+        out.append("revenue_amount and revenue_currency come together")
+    if line.revenue_amount is not None and not REVENUE_AMOUNT_RE.fullmatch(line.revenue_amount):
+        out.append("revenue_amount is not a plain decimal (12.6 digits at most)")
+    if line.revenue_currency is not None and not CURRENCY_RE.fullmatch(line.revenue_currency):
+        out.append("revenue_currency is not an ISO 4217 code")
     return out
 
 

@@ -1,8 +1,8 @@
 """`footfall demo`: a workspace with two months of realistic traffic, and the dashboard.
 
     workspace      demo/config.yaml (two sites, two funnels), demo/data, demo/site
-    past days      generated visits written through the collector's own LogWriter, enriched
-                   by the collector's own parsers (user agent, referrer, country)
+    past days      generated visits validated and enriched by the collector's own beacon
+                   decoder and Enricher, and appended by its LogWriter (no HTTP, for speed)
     today          sent as real HTTP beacons to an in-process collector, with its clock set
                    to each event's time and X-Forwarded-For varying the address; bots too
     then           `footfall run` (pipeline.run), the site render, and a local web server
@@ -40,8 +40,8 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from footfall import batch, contract
 from footfall import config as config_mod
-from footfall import contract
 from footfall.config import Config
 
 T = TypeVar("T")
@@ -355,60 +355,44 @@ def _next(rng: random.Random, prof: Profile, domain: str, path: str,
     return _pick(rng, page_weights), extra
 
 
-# --- writing the past through the collector's own writer and parsers ----------------------
+# --- the past: the collector's own validation, Enricher and writer, without HTTP -------
 
 
-class _Enrich:
-    """The collector's parsers, cached: the same fields live beacons get."""
+class _PremadeVisitors:
+    """Hands the collector's Enricher the id each generated event already carries."""
 
-    def __init__(self, cfg: Config) -> None:
-        from collector.geo import CountryLookup
-        from collector.paths import parse_page_url
-        from collector.referrer import Referrers
-        from collector.useragent import AgentParser
+    def __init__(self) -> None:
+        self.current = ""
 
-        self.agents = [AgentParser().parse(ua) for ua, _, _ in AGENTS]
-        self.geo = CountryLookup(cfg.collector.geoip_database)
-        self.referrers = Referrers()
-        self.parse_url = parse_page_url
-        self.tz = {s.domain: s.timezone for s in cfg.sites}
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - lives as long as one demo run
-    def country(self, ip: str) -> str | None:
-        return self.geo.country(ip, None)
-
-    def line(self, e: Event) -> contract.LogLine:
-        page = self.parse_url(e.url, hash_mode=True)
-        ref = self.referrers.classify(e.referrer, frozenset({e.site, f"www.{e.site}"}))
-        agent = self.agents[e.agent]
-        return contract.LogLine(
-            v=contract.VERSION, id=contract.new_id(e.at_ms), ts=contract.format_ts(e.at_ms),
-            site=e.site, name=e.name, path=page.path, visitor=e.visitor,
-            hostname=page.hostname, referrer=ref.referrer,
-            source=ref.source or page.utm_source, utm_source=page.utm_source,
-            utm_medium=page.utm_medium, utm_campaign=page.utm_campaign,
-            browser=agent.browser, browser_version=agent.browser_version, os=agent.os,
-            os_version=agent.os_version, device=agent.device, country=self.country(e.ip),
-            screen_width=AGENTS[e.agent][1], props=e.props,
-            interactive=False if e.name == contract.ENGAGEMENT else None,
-            engaged_ms=e.engaged_ms, scroll_pct=e.scroll_pct,
-        )
+    def visitor(self, site: str, ip: str, user_agent: str, now_ms: int) -> str:
+        return self.current
 
 
 def write_past(cfg: Config, events: list[Event]) -> int:
-    """Append the events, oldest first, through collector.logwriter.LogWriter."""
+    """Append the events, oldest first, through the collector's own beacon validation,
+    Enricher and LogWriter: the path a live beacon takes, minus HTTP. Returns lines written."""
+    from collector.beacon import from_object
+    from collector.enrich import Dropped, Enricher
     from collector.logwriter import LogWriter
 
     clock = [0]
     writer = LogWriter(cfg.logs_dir, lambda: clock[0], 64 * 1024 * 1024, 5.0)
-    enrich = _Enrich(cfg)
+    visitors = _PremadeVisitors()
+    enricher = Enricher(cfg, visitors)
+    written = 0
     try:
         for e in sorted(events, key=lambda e: e.at_ms):
             clock[0] = e.at_ms
-            writer.append(contract.encode(enrich.line(e)))
+            visitors.current = e.visitor
+            body, headers = _beacon(e)
+            result = enricher.lines(from_object(body), e.ip, headers["User-Agent"], e.at_ms)
+            if not isinstance(result, Dropped):
+                for line in result.lines:
+                    writer.append(contract.encode(line))
+                written += len(result.lines)
     finally:
         writer.close()
-    return len(events)
+    return written
 
 
 # --- today: real beacons over HTTP ---------------------------------------------------------
@@ -435,7 +419,7 @@ async def send_live(cfg: Config, events: list[Event], rng: random.Random) -> dic
     clock = [int(time.time() * 1000)]
     runner = web.AppRunner(create_app(cfg, clock=lambda: clock[0]), access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}/api/event"
     counts = {"sent": 0, "accepted": 0, "bots": 0}
@@ -456,7 +440,8 @@ async def send_live(cfg: Config, events: list[Event], rng: random.Random) -> dic
     return counts
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (tests and benchmarks use it too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -498,9 +483,6 @@ class DemoResult:
 def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale: float = 1.0,
           say: Any = print) -> DemoResult:
     """Everything but serving: workspace, traffic, pipeline, site."""
-    from pipeline import run as run_pipeline
-    from reports import render_site
-
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     cfg = write_workspace(workspace)
@@ -514,11 +496,11 @@ def build(workspace: Path, now: datetime | None = None, days: int = DAYS, scale:
     say(f"Sending today's {len(live):,} events as HTTP beacons to a collector…")
     counts = _in_thread(lambda: asyncio.run(send_live(cfg, live, random.Random(11))))
     say(f"  {counts['accepted']:,} accepted; {counts['bots']} beacons from bots were dropped.")
-    say("Running the pipeline…")
-    summary = run_pipeline(cfg, progress=None)
-    say(f"  {summary.describe()}")
-    rendered = render_site(cfg, now)
-    say(f"Rendered the site: {rendered.describe()}")
+    say("Running the pipeline, then rendering the site…")
+    result = batch.run(cfg, now=now, progress=None)
+    say(f"  {result.pipeline.describe()}")
+    if result.site:
+        say(f"Rendered the site: {result.site.describe()}")
     return DemoResult(cfg, len(past), counts, round(time.perf_counter() - started, 1))
 
 

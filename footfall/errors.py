@@ -4,7 +4,10 @@
      ├── ConfigError              the config file is missing, unreadable or invalid
      ├── BeaconError              a beacon was refused; carries the HTTP status and reason
      ├── StorageError             an event could not be handed to the OS (disk full, perms)
-     └── PipelineError            footfall run/check could not finish; the last good state stays
+     ├── PipelineError            footfall run/check could not finish; the last good state stays
+     └── WorkspaceError           a folder or file the config names cannot be used as it is
+                                  (data_dir is a file, site_dir is missing or read-only, no
+                                  database yet); found before anything is written
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ class ConfigError(FootfallError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
+        if len(problems) == 1:  # one problem fits on the one line every CLI error gets
+            super().__init__(f"{source}: {problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{source}: {len(problems)} config {noun}:\n{lines}")
+        super().__init__(f"{source}: {len(problems)} config problems:\n{lines}")
 
 
 class BeaconError(FootfallError):
@@ -39,4 +44,11 @@ class StorageError(FootfallError):
 
 
 class PipelineError(FootfallError):
-    """The pipeline stopped (locked, unreadable logs, failed data tests); nothing was published."""
+    """The pipeline stopped (locked, unreadable logs, failed data tests).
+
+    The published database stays as it was; exports already written stay too.
+    """
+
+
+class WorkspaceError(FootfallError):
+    """A path from the config cannot be used; the message names it and the fix."""

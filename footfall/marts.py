@@ -12,6 +12,8 @@ from it. Everything else reads this table:
 A breakdown of sessions by one of their columns (source, country, …) needs no SQL file of its
 own: `by_session` builds it from the one template `pipeline/models/marts/_by_session.sql`.
 Adding such a breakdown is one `by_session(...)` entry below; its mart, CSV and panel follow.
+A new column goes at the end of its mart's list (and of its model's select): the runner adds
+it to an existing database at the end too, so old and new files keep one column order.
 
 The small-count rule (`privacy.min_visitors`) is `add_up_sql(..., fold=True)`, here once for
 every writer.
@@ -60,9 +62,9 @@ class Figure:
         if self.per is not None:
             whole = row.get(self.per) or 0
             return round(100 * (row.get(self.column) or 0) / whole, 1) if whole else None
-        if self.unit == "count":
-            return int(row.get(self.column) or 0)
         found = row.get(self.column)
+        if self.unit == "count":  # whole counts stay whole; money (DECIMAL) keeps its cents
+            return found if isinstance(found, int) else float(found or 0)
         return None if found is None else float(found)
 
 
@@ -181,6 +183,9 @@ EVENTS = Mart(
                "counts towards bounce: not an engagement event, not `interactive: false`"),
         Column("time_on_page_s", "DOUBLE",
                "pageviews only: engaged time, else the gap to the session's next pageview"),
+        Column("revenue_amount", "DECIMAL(18,6)",
+               "the optional revenue of the event (a goal's value), in `revenue_currency`"),
+        Column("revenue_currency", _TEXT, "ISO 4217 code of `revenue_amount`"),
     ),
     per_site_csv=False,
 )
@@ -226,6 +231,8 @@ MARTS: tuple[Mart, ...] = (
             Column("bounce_rate", "DOUBLE", "bounced visits ÷ visits × 100", "mean:visits"),
             Column("visit_duration_s", "DOUBLE", "mean visit duration in seconds",
                    "mean:visits"),
+            Column("is_imported", "BOOLEAN",
+                   "the day comes from an import (`footfall import plausible`), not events"),
         ),
     ),
     Mart(
@@ -310,6 +317,22 @@ MARTS: tuple[Mart, ...] = (
                       top=8),),
     ),
     Mart(
+        "daily_revenue", "revenue goals per site, local date, currency and event name",
+        (_SITE, _DATE, Column("currency", _TEXT, "ISO 4217 code; amounts in different "
+                              "currencies are never added together"),
+         Column("name", _TEXT, "the event's name (the goal)"),
+         Column("revenue", "DECIMAL(38,6)", "the sum of the events' revenue", "sum"),
+         Column("conversions", "BIGINT", "visits with such an event", "sum"),
+         Column("visitors", "BIGINT", "distinct visitors with such an event", "sum"),
+         Column("average_revenue", "DECIMAL(38,6)", "revenue per converting visit",
+                "mean:conversions")),
+        dimension="name",
+        group=("currency",),
+        panels=(Panel("revenue", "Revenue", "Events", "Goal",
+                      (Figure("revenue", "Revenue"), Figure("conversions", "Conversions"),
+                       Figure("average_revenue", "Average")), null_label="(none)"),),
+    ),
+    Mart(
         "daily_hours", "per site, local date and local hour, for the hourly chart",
         (_SITE, _DATE, Column("hour", "BIGINT", "local hour, 0–23"),
          Column("visitors", "BIGINT", "distinct visitors in that hour", "sum"),
@@ -373,12 +396,12 @@ def add_up_sql(mart: Mart, source: str, columns: list[str], fold: bool = False,
             select.append(f"case when {when} then '{OTHER}' else {name} end as {name}")
             keys.append(str(position))
         elif col is not None and col.adds == "sum":
-            select.append(f"sum({name})::bigint as {name}")
+            select.append(f"sum({name})::{col.type} as {name}")
         elif col is not None and col.weight:
             w = col.weight
             # integer milliseconds, so the mean does not depend on the order of rows
-            select.append(f"sum(round({name} * {w} * 1000)::bigint)"
-                          f" / nullif(sum({w}), 0) / 1000 as {name}")
+            select.append(f"(sum(round({name} * {w} * 1000)::bigint)"
+                          f" / nullif(sum({w}), 0) / 1000)::{col.type} as {name}")
         else:
             select.append(name)
             keys.append(str(position))

@@ -186,6 +186,7 @@ class PageView:
     domain: str = ""  # the site's domain (a filtered dashboard's SiteData has its key)
     chip: Chip | None = None  # what a filtered dashboard is filtered by
     first_run: FirstRun | None = None  # the site has no data at all yet
+    imported_days: int = 0  # days of the period that came from an import, not events
 
 
 @dataclass(frozen=True)
@@ -572,6 +573,7 @@ def _view(site: SiteData, period: Period, csv_dir: str, links: Links | None,
         sections=[Section(name, panels) for name, panels in by_section.items()],
         funnels=funnels(site, period), csv_dir=csv_dir, multi_day=period.days > 1,
         compare=compare.sentence, empty=False, domain=site.domain,
+        imported_days=sum(period.start <= d <= period.end for d in site.imported),
     )
     view.charts = [view.chart, *(chart(site, period, key) for key, _n, _f in METRICS[1:])]
     view.empty = view.cards[0].value == 0 and view.cards[2].value == 0

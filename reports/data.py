@@ -84,6 +84,7 @@ class SiteData:
     breakdowns: dict[tuple[str, str], list[BreakdownRow]]  # (period key, panel key) → rows
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
     funnel_names: list[str] = field(default_factory=list)
+    imported: set[date] = field(default_factory=set)  # days from `footfall import plausible`
     drill: Drill | None = None  # set on a filtered dashboard, whose domain is its key
     #: the site's filtered dashboards, by (panel key, row label)
     filtered: dict[tuple[str, str | None], SiteData] = field(default_factory=dict)
@@ -222,11 +223,13 @@ def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: st
         return
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        f"visit_duration_s from ff.{schema}.daily_stats order by site, date"
+        f"visit_duration_s, is_imported from ff.{schema}.daily_stats order by site, date"
     ).fetchall():
         if site in sites:
-            v, n, p, vpv, br, dur = figures
+            v, n, p, vpv, br, dur, imported = figures
             sites[site].days[day] = Stats(int(v or 0), int(n or 0), int(p or 0), vpv, br, dur)
+            if imported:
+                sites[site].imported.add(day)
 
 
 def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
@@ -302,6 +305,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                 values[PERIOD_VISITORS] = everyone
             data.breakdowns[(key, panel.key)] = panel_rows(panel, found)
     con.execute("drop table period_rows")
+
 
 
 def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:

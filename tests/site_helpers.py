@@ -46,7 +46,7 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
     con.execute("""create table daily_stats as select site, date,
         (200 + i % 50)::bigint as visitors, (230 + i % 60)::bigint as visits,
         (600 + i % 90)::bigint as pageviews, 2.5 as views_per_visit, 41.5 as bounce_rate,
-        95.0 as visit_duration_s from d""")
+        95.0 as visit_duration_s, false as is_imported from d""")
     con.execute("""create table daily_pages as select site, date, '/page/' || p as path,
         (1000 // (p + 1))::bigint as pageviews, (800 // (p + 1))::bigint as visitors,
         (300 // (p + 1))::bigint as entries, (280 // (p + 1))::bigint as entry_visitors,

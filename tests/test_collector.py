@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from collector.app import create_app
 from footfall import contract
-from tests.conftest import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, Clock, read_lines
+from tests.helpers import CHROME_UA, GOOGLEBOT_UA, IN_CI, IPHONE_UA, Clock, read_lines
 
 UA = {"User-Agent": CHROME_UA}
 PAGE = "https://example.com/pricing?utm_source=newsletter&utm_campaign=spring&secret=hunter2"
@@ -94,11 +94,14 @@ async def test_get_form_answers_a_gif(client: Any, config: Any) -> None:
         (b'{"n":"\xff\xfe","u":"https://example.com/","d":"example.com"}', "not valid UTF-8"),
         (b'{"n":"\\ud800","u":"https://example.com/","d":"example.com"}', "surrogate"),
         (b'{"u":"https://example.com/","d":"example.com"}', "missing required field"),
-        (b'{"n":"x","u":"https://example.com/","d":"example.com","p":{"a":{"b":1}}}', "$.p"),
-        (b'{"n":"x","u":"https://example.com/","d":"example.com","p":[1]}', "$.p"),
-        (b'{"n":"x","u":"https://example.com/","d":"example.com","w":"wide"}', "$.w"),
+        (b'{"n":{"a":1},"u":"https://example.com/","d":"example.com"}', "'n' must be text"),
+        (b'{"n":"x","u":"https://example.com/","d":"example.com","w":"wide"}', "'w' must be"),
+        (b'{"n":"x","u":"https://example.com/","d":"example.com","sd":"deep"}', "'sd' must be"),
         (b'{"n":"x\\n","u":"https://example.com/","d":"example.com"}', "printable"),
         (b'{"n":"x","u":"javascript:alert(1)","d":"example.com"}', "not a page URL"),
+        (b'{"n":"x","u":"https://exa<mple.com/","d":"example.com"}', "not a valid host"),
+        (b'{"n":"x","u":"https://example.com/","d":" , "}', "'d' can't be blank"),
+        (b'{"n":"x","u":"https://example.com/","d":"example.com","tz":7}', "'tz' must be"),
     ],
 )
 async def test_bad_payloads_get_400_with_a_reason(client: Any, config: Any, raw: bytes,
@@ -113,13 +116,10 @@ async def test_bad_payloads_get_400_with_a_reason(client: Any, config: Any, raw:
 @pytest.mark.parametrize(
     ("fields", "where"),
     [
-        ({"n": "x" * 121}, "$.n"),
-        ({"u": "https://example.com/" + "a" * 2000}, "$.u"),
-        ({"r": "https://ref.test/" + "a" * 2000}, "$.r"),
-        ({"p": {f"k{i}": i for i in range(31)}}, "$.p"),
-        ({"p": {"k" * 301: 1}}, "$.p"),
-        ({"p": {"k": "v" * 2001}}, "$.p"),
-        ({"sd": 101}, "$.sd"),
+        ({"n": "x" * 121}, "'n' is longer than 120"),
+        ({"u": "https://example.com/" + "a" * 2000}, "'u' is longer than 2000"),
+        ({"w": 100_001}, "'w' must be between 0 and 100000"),
+        ({"w": -1}, "'w' must be between 0 and 100000"),
     ],
 )
 async def test_field_caps(client: Any, config: Any, fields: dict[str, Any], where: str) -> None:
@@ -180,21 +180,24 @@ async def test_www_prefix_names_the_same_site(client: Any, config: Any) -> None:
 async def test_bots_get_202_and_a_drop_reason(client: Any, config: Any, ua: str,
                                              reason: str | None) -> None:
     resp = await post(client, beacon(), headers={"User-Agent": ua})
-    assert resp.status == 202
-    dropped = resp.headers.get("X-Footfall-Dropped")
-    assert dropped, "a bot must be dropped"
-    if reason:
-        assert dropped == reason
+    assert resp.status == 202 and await resp.text() == "ok"
+    assert not [h for h in resp.headers if h.lower().startswith("x-footfall")]  # learns nothing
     assert read_lines(config.data_dir) == []
     metrics = await (await client.get("/metrics")).text()
-    assert f'footfall_events_dropped_total{{reason="{dropped}"}} 1' in metrics
+    dropped = [line for line in metrics.splitlines()
+               if line.startswith("footfall_events_dropped_total{")]
+    assert len(dropped) == 1 and dropped[0].endswith(" 1"), "a bot must be dropped"
+    if reason:
+        assert f'reason="{reason}"' in dropped[0]
 
 
 async def test_excluded_paths_are_dropped(aiohttp_client: Any, make_config: Any) -> None:
     cfg = make_config(collector={"exclude_paths": ["/admin/*"]})
     client = await aiohttp_client(create_app(cfg, clock=Clock()))
     resp = await post(client, beacon(u="https://example.com/admin/users"))
-    assert resp.status == 202 and resp.headers["X-Footfall-Dropped"] == "excluded-path"
+    assert resp.status == 202 and "X-Footfall-Dropped" not in resp.headers
+    metrics = await (await client.get("/metrics")).text()
+    assert 'footfall_events_dropped_total{reason="excluded-path"} 1' in metrics
     assert (await post(client, beacon(u="https://example.com/administer"))).status == 202
     assert [line["path"] for line in read_lines(cfg.data_dir)] == ["/administer"]
 
@@ -241,7 +244,9 @@ def tiny_disk(tmp_path: Path) -> Any:
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
                          capture_output=True, text=True)
     if res.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs to fill (needs root): {res.stderr}")
+        if IN_CI:  # CI runs as root: there the full-disk test must run
+            pytest.fail(f"cannot mount a tmpfs to fill: {res.stderr}")
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {res.stderr.strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
@@ -337,8 +342,8 @@ async def test_trusted_proxy_rule(aiohttp_client: Any, make_config: Any, trusted
         ("n=pageview&d=example.com&u=https%3A%2F%2Fexample.com%2Fa", 202, None),
         ("n=%ED%A0%80&d=example.com&u=https://example.com/", 400, "not valid UTF-8"),
         ("n=%FF&d=example.com&u=https://example.com/", 400, "not valid UTF-8"),
-        ("n=x&d=example.com&u=https://example.com/&p=%7B%22a%22%3A%22%5Cud800%22%7D", 400, "'p'"),
-        ("n=x&d=example.com&u=https://example.com/&p=nope", 400, "'p' must be a JSON object"),
+        ("n=x&d=example.com&u=https://example.com/&p=nope", 202, None),
+        ("n=x&d=example.com&u=https://example.com/&p=%5B1%5D", 202, None),
         ("n=x&d=example.com&u=https://example.com/&w=wide", 400, "whole number"),
         ("n=x&d=evil.test&u=https://example.com/", 400, "unknown site"),
         ("n=x&d=example.com", 400, "missing required field 'u'"),

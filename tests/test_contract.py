@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +60,37 @@ def test_decode_refuses_lines_that_break_the_contract(change: dict[str, object],
         contract.decode(json.dumps({**VALID, **change}).encode())
     with pytest.raises(ValueError, match="bad JSON"):
         contract.decode(b'{"v":1,')
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"revenue_amount": "19.99"}, "come together"),
+        ({"revenue_currency": "EUR"}, "come together"),
+        ({"revenue_amount": "1e3", "revenue_currency": "EUR"}, "plain decimal"),
+        ({"revenue_amount": "1.1234567", "revenue_currency": "EUR"}, "plain decimal"),
+        ({"revenue_amount": "1234567890123", "revenue_currency": "EUR"}, "plain decimal"),
+        ({"revenue_amount": "\u0661", "revenue_currency": "EUR"}, "plain decimal"),
+        ({"revenue_amount": "5", "revenue_currency": "eur"}, "ISO 4217"),
+        ({"revenue_amount": 5, "revenue_currency": "EUR"}, "revenue_amount"),
+    ],
+)
+def test_revenue_fields_come_together_and_keep_their_format(change: dict[str, object],
+                                                            reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        contract.decode(json.dumps({**VALID, **change}).encode())
+
+
+@pytest.mark.parametrize("amount", ["19.99", "-3.2", "0", "123456789012.123456"])
+def test_valid_revenue_round_trips(amount: str) -> None:
+    line = contract.decode(json.dumps({**VALID, "revenue_amount": amount,
+                                       "revenue_currency": "JPY"}).encode())
+    assert (line.revenue_amount, line.revenue_currency) == (amount, "JPY")
+    assert contract.decode(contract.encode(line).rstrip(b"\n")) == line
+
+
+def test_log_format_doc_names_every_field_and_no_other() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "log-format.md").read_text()
+    rows = [row.split("|")[1] for row in doc.splitlines() if row.startswith("| `")]
+    documented = {name for cell in rows for name in re.findall(r"`([a-z_]+)`", cell)}
+    assert documented == set(contract.LogLine.__struct_fields__)

@@ -502,15 +502,51 @@ def test_hash_routes(url: str, hash_mode: bool, path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "hostname", "path"),
+    [
+        # Plausible takes any scheme but data: (apps, extensions), with the host as hostname.
+        ("app://com.example.app/home", "com.example.app", "/home"),
+        ("ftp://example.com/a", "example.com", "/a"),
+        ("chrome-extension://abcdefghijklmnop/popup.html", "abcdefghijklmnop", "/popup.html"),
+        ("https://EXAMPLE.com./x", "example.com", "/x"),
+        ("https://bücher.example/", "xn--bcher-kva.example", "/"),
+        ("http://[2001:db8::1]:8080/a", "2001:db8::1", "/a"),
+    ],
+)
+def test_other_schemes_and_hosts(url: str, hostname: str, path: str) -> None:
+    page = parse_page_url(url)
+    assert (page.hostname, page.path) == (hostname, path)
+
+
+@pytest.mark.parametrize(
+    ("segment", "stored"),
+    [
+        ("a\u202eb", "/a%E2%80%AEb"),  # right-to-left override
+        ("x\u2066y\u2069", "/x%E2%81%A6y%E2%81%A9"),  # isolates
+        ("%E2%80%AEcod.exe", "/%E2%80%AEcod.exe"),  # sent percent-encoded: stays encoded
+        ("\u202d", "/%E2%80%AD"),  # short segments too
+    ],
+)
+def test_bidi_controls_in_paths_are_neutralised(segment: str, stored: str) -> None:
+    path = parse_page_url(f"https://example.com/{segment}").path
+    assert path == stored
+    assert not any(ch in path for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@pytest.mark.parametrize(
     "url",
     [
-        "ftp://example.com/a",
+        "data://example.com/a",
+        "javascript://example.com/%0aalert(1)",
         "javascript:alert(1)",
         "mailto:a@b.c",
         "example.com/a",
         "",
         "http:///x",
         "https://[::1/",
+        "https://exa<mple.com/",
+        "https://a..b/",
+        "https://" + "a" * 64 + ".com/",
     ],
 )
 def test_rejected_page_urls(url: str) -> None:

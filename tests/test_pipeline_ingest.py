@@ -184,11 +184,14 @@ def validator(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.floats(allow_nan=False),
-                    st.text(max_size=8), st.sampled_from(["", "/", "/a", "DE", "de", "1"]))
+                    st.text(max_size=8), st.sampled_from(["", "/", "/a", "DE", "de", "1", "EUR",
+                                                           "19.99", "-0.5", "1e3", "1.1234567",
+                                                           "\u0663"]))
 values = st.one_of(scalars, st.lists(scalars, max_size=2),
                    st.dictionaries(st.text(max_size=3), scalars, max_size=2))
 fields = st.sampled_from([*GOOD, "screen_width", "props", "interactive", "engaged_ms",
-                          "country", "referrer", "scroll_pct", "browser"])
+                          "country", "referrer", "scroll_pct", "browser", "revenue_amount",
+                          "revenue_currency"])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,7 @@ import pytest
 from footfall import config as config_mod
 from pipeline import run
 from reports import render_site
-from tests.conftest import CHROME_UA, IPHONE_UA, read_lines
+from tests.helpers import CHROME_UA, IPHONE_UA, read_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

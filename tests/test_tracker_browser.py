@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import read_lines
+from tests.helpers import read_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -168,3 +168,30 @@ def test_sends_nothing_from_localhost_automation_or_opted_out_browsers(
     time.sleep(0.5)
     assert sent == []
     assert read_lines(tmp_path / "data") == []
+
+
+@pytest.mark.parametrize("hash_mode", [True, False])
+def test_hash_routes_are_pages_only_in_hash_mode(
+    browser: Any, collector_process: Any, site: Any, tmp_path: Path, hash_mode: bool
+) -> None:
+    collector = collector_process()
+    tag = f'<script defer src="http://stats.test:{collector.port}/tracker.js" ' \
+          f'data-domain="example.com"{" data-hash" if hash_mode else ""}></script>'
+    page_path = site("app.html", f"<!doctype html><html><head>{tag}</head><body></body></html>")
+    data_dir = tmp_path / "data"
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"http://site.test:{site.port}{page_path}#/home")
+    wait_for_lines(data_dir, 1)
+    page.evaluate("location.hash = '#/settings'")
+    if hash_mode:  # the engagement of the route left, then the new route's pageview
+        wait_for_lines(data_dir, 3)
+    time.sleep(0.5)  # and nothing more arrives
+    context.close()
+    lines = read_lines(data_dir)
+    pageviews = [line["path"] for line in lines if line["name"] == "pageview"]
+    if hash_mode:
+        # data-hash sends h: 1, so the collector keeps the route, as Plausible does.
+        assert pageviews == ["/app.html#/home", "/app.html#/settings"]
+    else:
+        assert pageviews == ["/app.html"]

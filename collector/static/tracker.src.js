@@ -12,7 +12,8 @@
  * Attributes of that script tag:
  *   data-domain              required: the site as configured in the collector
  *   data-api                 the beacon endpoint (default: the script's origin + /api/event)
- *   data-hash                hash routing: count `hashchange` too, and keep the #fragment in `u`
+ *   data-hash                hash routing: count `hashchange` too, keep the #fragment in `u`
+ *                            and send `h: 1` so the collector keeps it in the path
  *   data-outbound="false"    send no "Outbound Link: Click" events
  *   data-downloads="false"   send no "File Download" events
  *
@@ -28,7 +29,7 @@
   const opts = script.dataset
   const api = opts.api || new URL('/api/event', script.src)
   const domain = opts.domain
-  const hashMode = 'hash' in opts
+  const hashMode = 'hash' in opts ? 1 : undefined // sent as h: 1, Plausible's hash mode
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone
 
   // Never count the owner's own testing: local hosts, files, automated browsers, and browsers
@@ -48,6 +49,7 @@
     if (ignored || !page) return // nothing before the first pageview, e.g. while prerendering
     const body = JSON.stringify({
       n, u: page, d: domain, r: doc.referrer || null, w: screen.width, tz: timeZone, p, i, e, sd,
+      h: hashMode,
     })
     navigator.sendBeacon(api, body) || fetch(api, { method: 'POST', body, keepalive: true })
   }

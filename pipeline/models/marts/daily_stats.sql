@@ -54,7 +54,8 @@ final as (
         event_figures.pageviews,
         session_figures.session_pageviews / session_figures.visits as views_per_visit,
         100.0 * session_figures.bounces / session_figures.visits as bounce_rate,
-        session_figures.visit_duration_s
+        session_figures.visit_duration_s,
+        false as is_imported
     from event_figures
     left join session_figures using (site, date)
 )

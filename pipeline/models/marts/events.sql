@@ -47,7 +47,9 @@ final as (
         new_lines.engaged_ms,
         new_lines.scroll_pct,
         event_sessions.is_interactive,
-        event_sessions.time_on_page_s
+        event_sessions.time_on_page_s,
+        new_lines.revenue_amount,
+        new_lines.revenue_currency
     from event_sessions
     left join new_lines using (line_id)
 )

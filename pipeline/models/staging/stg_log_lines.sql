@@ -26,7 +26,8 @@ log_lines as (
             utm_source: 'JSON', utm_medium: 'JSON', utm_campaign: 'JSON', utm_term: 'JSON',
             utm_content: 'JSON', browser: 'JSON', browser_version: 'JSON', os: 'JSON',
             os_version: 'JSON', device: 'JSON', country: 'JSON', screen_width: 'JSON',
-            props: 'JSON', interactive: 'JSON', engaged_ms: 'JSON', scroll_pct: 'JSON'
+            props: 'JSON', interactive: 'JSON', engaged_ms: 'JSON', scroll_pct: 'JSON',
+            revenue_amount: 'JSON', revenue_currency: 'JSON'
         }
     )
 ),
@@ -60,6 +61,14 @@ typed as (
         country is null
             or (is_json_text(country) and regexp_full_match(json_text(country), '[A-Z]{2}'))
             as has_valid_country,
+        -- footfall.contract.REVENUE_AMOUNT_RE and CURRENCY_RE; both fields or neither
+        is_optional_text(revenue_amount) and is_optional_text(revenue_currency)
+            and (revenue_amount is null) = (revenue_currency is null)
+            and (revenue_amount is null or regexp_full_match(
+                json_text(revenue_amount), '-?[0-9]{1,12}(\.[0-9]{1,6})?'))
+            and (revenue_currency is null
+                or regexp_full_match(json_text(revenue_currency), '[A-Z]{3}'))
+            as has_valid_revenue,
 
         json_text(id) as event_id,
         parse_log_ts(json_text(ts)) as occurred_at,
@@ -85,7 +94,9 @@ typed as (
         props,
         try_cast(interactive as boolean) as interactive,
         try_cast(engaged_ms as bigint) as engaged_ms,
-        try_cast(scroll_pct as bigint) as scroll_pct
+        try_cast(scroll_pct as bigint) as scroll_pct,
+        try_cast(json_text(revenue_amount) as decimal(18, 6)) as revenue_amount,
+        json_text(revenue_currency) as revenue_currency
     from log_lines
 ),
 
@@ -94,13 +105,13 @@ final as (
         typed.file,
         coalesce(
             has_version and has_id and has_ts and has_site and has_name and has_path
-            and has_visitor and has_valid_options and has_valid_country
+            and has_visitor and has_valid_options and has_valid_country and has_valid_revenue
             and typed.site in (select site from sites),
             false
         ) as is_valid,
         typed.* exclude (
             file, has_version, has_id, has_ts, has_site, has_name, has_path, has_visitor,
-            has_valid_options, has_valid_country
+            has_valid_options, has_valid_country, has_valid_revenue
         )
     from typed
 )
