@@ -41,9 +41,10 @@ def _chosen(con: duckdb.DuckDBPyConnection, cfg: Config) -> list[tuple[str, str,
     last = dict(con.execute("select site, max(date) from daily_stats group by site").fetchall())
     con.execute("create or replace temp table drill_windows (site varchar, key varchar, "
                 "start_date date, end_date date)")
-    con.executemany("insert into drill_windows values (?, ?, ?, ?)", [
-        [site, p.key, p.start, p.end]
-        for site, day in last.items() if day is not None for p in rolling(day)])
+    windows = [[site, p.key, p.start, p.end]
+               for site, day in last.items() if day is not None for p in rolling(day)]
+    if windows:  # DuckDB refuses an empty executemany; no data yet means no filters
+        con.executemany("insert into drill_windows values (?, ?, ?, ?)", windows)
     found: list[tuple[str, str, str | None]] = []
     for mart, panel in _drill_panels():
         dim = str(mart.dimension)
@@ -84,7 +85,8 @@ def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> N
     chosen = _chosen(con, cfg)
     con.execute("create or replace temp table drill_chosen (site varchar, panel varchar, "
                 "value varchar)")
-    con.executemany("insert into drill_chosen values (?, ?, ?)", [list(c) for c in chosen])
+    if chosen:
+        con.executemany("insert into drill_chosen values (?, ?, ?)", [list(c) for c in chosen])
     # filters no longer chosen go, with their rows; new ones get the next ids
     con.execute(f"create or replace temp table drill_gone as select key from {SCHEMA}.filters "
                 "anti join drill_chosen using (site, panel, value)")
