@@ -22,6 +22,7 @@ every writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 #: The label a folded row takes.
@@ -57,14 +58,14 @@ class Figure:
     def key(self) -> str:
         return self.name or self.column
 
-    def value(self, row: dict[str, Any]) -> float | int | None:
+    def value(self, row: dict[str, Any]) -> float | int | Decimal | None:
         """The figure of a row added up over a period (every column of its mart)."""
         if self.per is not None:
             whole = row.get(self.per) or 0
             return round(100 * (row.get(self.column) or 0) / whole, 1) if whole else None
         found = row.get(self.column)
         if self.unit == "count":  # whole counts stay whole; money (DECIMAL) keeps its cents
-            return found if isinstance(found, int) else float(found or 0)
+            return found if isinstance(found, (int, float, Decimal)) else 0
         return None if found is None else float(found)
 
 

@@ -279,14 +279,15 @@ Links = dict[tuple[str, str | None], str]
 def _table(panel: Panel, rows: list[BreakdownRow], caption: str | None,
            links: Links | None = None) -> Table:
     top = rows[: panel.top]
-    peak = max((r.values[0] or 0 for r in top), default=0) or 1
+    peak = float(max((r.values[0] or 0 for r in top), default=0)) or 1.0
     views = []
     for r in top:
         text, muted = _label(panel, r)
         cells = [Cell(fmt.figure(v, f.unit), fmt.exact(v),
-                      fmt.number(v) if f.unit == "count" and f.per is None else "")
+                      fmt.number(float(v or 0)) if f.unit == "count" and f.per is None
+                      else "")
                  for f, v in zip(panel.figures, r.values, strict=True)]
-        views.append(RowView(text, muted, cells, round(100 * (r.values[0] or 0) / peak),
+        views.append(RowView(text, muted, cells, round(100 * float(r.values[0] or 0) / peak),
                              (links or {}).get((panel.key, r.label), "")))
     return Table(caption, views, len(rows))
 

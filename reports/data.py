@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,7 @@ class Stats:
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
-    values: tuple[float | int | None, ...]  # one per panel figure; the first is a count
+    values: tuple[float | int | Decimal | None, ...]  # one per panel figure; first a count
 
 
 #: A mart's row over a period: its group labels, its label, and every figure by column.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 
 def compact(value: float | int | None) -> str:
@@ -120,14 +121,18 @@ def stamp(value: datetime | None) -> str:
     return f"{value.day} {value:%b %Y, %H:%M %Z}".strip()
 
 
-def exact(value: float | int | None) -> str:
+def exact(value: float | int | Decimal | None) -> str:
     """A figure as data (data-value attributes and CSV cells), as DuckDB writes it in the
-    exports: the shortest text that reads back as the same number."""
+    exports: the shortest text that reads back as the same number (money: 35, 99.99)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
     return "" if value is None else repr(value)
 
 
-def figure(value: float | int | None, unit: str) -> str:
+def figure(value: float | int | Decimal | None, unit: str) -> str:
     """A panel figure by its unit (footfall.marts.Figure): count, seconds or percent."""
+    if isinstance(value, Decimal):  # money reads like any other figure
+        value = float(value)
     if unit == "seconds":
         return duration(value)
     if unit == "percent":

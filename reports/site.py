@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
@@ -66,7 +67,9 @@ def environment() -> jinja2.Environment:
 def _cell(value: object) -> str:
     if isinstance(value, str):
         return csvcell.guard(value)
-    return fmt.exact(value) if isinstance(value, (int, float)) or value is None else str(value)
+    if isinstance(value, (int, float, Decimal)) or value is None:
+        return fmt.exact(value)
+    return str(value)
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
