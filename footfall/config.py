@@ -95,6 +95,23 @@ class Privacy:
 
 
 @dataclass(frozen=True)
+class Exports:
+    publish_raw: bool = doc(
+        "Write the raw per-day event files into site_dir/exports/ (published with the site) "
+        "instead of data_dir/exports/",
+        default=False,
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    drilldown_rows: int = doc(
+        "Filtered dashboards for the top rows of each drill-down panel; 0 turns them off",
+        default=10,
+    )
+
+
+@dataclass(frozen=True)
 class PipelineSettings:
     memory_limit: str = doc("DuckDB memory limit for footfall run, e.g. 2GB", default="2GB")
     threads: int = doc("DuckDB worker threads for footfall run; 0 uses every core", default=0)
@@ -130,6 +147,8 @@ class Config:
                            default_factory=Privacy)
     pipeline: PipelineSettings = doc("Resources footfall run may use",
                                      default_factory=PipelineSettings)
+    exports: Exports = doc("Where the exports go", default_factory=Exports)
+    report: Report = doc("The static dashboard", default_factory=Report)
     source: Path | None = field(default=None, metadata={"internal": True})
 
     @property
@@ -329,6 +348,9 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
                     f"'{cfg.pipeline.memory_limit}' is not a size; use e.g. 512MB or 2GB")
         if isinstance(cfg.pipeline.threads, int) and cfg.pipeline.threads < 0:
             problem("pipeline.threads", "must be 0 (every core) or more")
+    if cfg.report is not None and isinstance(cfg.report.drilldown_rows, int) \
+            and not 0 <= cfg.report.drilldown_rows <= 100:
+        problem("report.drilldown_rows", "must be between 0 (off) and 100")
     names: set[tuple[str, str]] = set()
     for i, funnel in enumerate(cfg.funnels or []):
         if funnel is None:

@@ -22,6 +22,8 @@ every writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 #: The label a folded row takes.
 OTHER = "(other)"
@@ -43,10 +45,28 @@ class Column:
 
 @dataclass(frozen=True)
 class Figure:
-    """A column a panel shows, with its heading."""
+    """A column a panel shows, with its heading; with `per`, the rate 100 × column ÷ per
+    over the row (exit rate: exits per pageview of the page)."""
 
     column: str
     heading: str
+    unit: str = "count"  # how it reads: count, seconds, percent
+    per: str | None = None
+    name: str = ""  # its CSV column when not the column's own name (a rate)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.column
+
+    def value(self, row: dict[str, Any]) -> float | int | Decimal | None:
+        """The figure of a row added up over a period (every column of its mart)."""
+        if self.per is not None:
+            whole = row.get(self.per) or 0
+            return round(100 * (row.get(self.column) or 0) / whole, 1) if whole else None
+        found = row.get(self.column)
+        if self.unit == "count":  # whole counts stay whole; money (DECIMAL) keeps its cents
+            return found if isinstance(found, (int, float, Decimal)) else 0
+        return None if found is None else float(found)
 
 
 @dataclass(frozen=True)
@@ -62,11 +82,21 @@ class Panel:
     kind: str = "text"  # how labels render: text, path, country, title (capitalised)
     top: int = 10
     wide: bool = False  # spans the whole row
+    #: drill-down: its rows link to the dashboard filtered to them. "session:<column>"
+    #: keeps the sessions whose column has the value (and their events); "event:<column>"
+    #: keeps the events whose column has it (pageviews for path, custom events for name)
+    #: and the sessions that hold one. See docs/metrics.md, "Filters".
+    drill: str = ""
 
     @property
     def bar(self) -> str:
         """The figure the bars and the order follow; rows where it is 0 are left out."""
         return self.figures[0].column
+
+    @property
+    def order(self) -> list[str]:
+        """The columns its rows are ranked by: its counts, in order."""
+        return [f.column for f in self.figures if f.unit == "count" and f.per is None]
 
     @property
     def csv(self) -> str:
@@ -111,7 +141,7 @@ _PEOPLE = (_VISITORS_FIGURE, Figure("visits", "Visits"))
 
 def by_session(dimension: str, doc: str, title: str, section: str, heading: str,
                null_label: str | None = None, kind: str = "text",
-               table: str | None = None) -> Mart:
+               table: str | None = None, drill: bool = False) -> Mart:
     """A breakdown of the sessions that started each day by one of their columns."""
     return Mart(
         table or f"daily_{dimension}",
@@ -120,7 +150,8 @@ def by_session(dimension: str, doc: str, title: str, section: str, heading: str,
         dimension=dimension,
         template="_by_session",
         panels=(Panel(_stem(table or f"daily_{dimension}"), title, section, heading,
-                      _PEOPLE, null_label=null_label, kind=kind),),
+                      _PEOPLE, null_label=null_label, kind=kind,
+                      drill=f"session:{dimension}" if drill else ""),),
     )
 
 
@@ -185,6 +216,8 @@ SESSIONS = Mart(
 )
 
 _PAGEVIEWS = Figure("pageviews", "Pageviews")
+#: What a rate of the whole period's visitors divides by (the reports add it to each row).
+PERIOD_VISITORS = "period_visitors"
 
 #: Every public table, in build order (a mart reads only marts above it).
 MARTS: tuple[Mart, ...] = (
@@ -210,23 +243,38 @@ MARTS: tuple[Mart, ...] = (
             Column("pageviews", "BIGINT", "pageviews of the path", "sum"),
             Column("visitors", "BIGINT", "distinct visitors who viewed it", "sum"),
             Column("entries", "BIGINT", "sessions that started on it", "sum"),
+            Column("entry_visitors", "BIGINT",
+                   "distinct visitors among those sessions (unique entrances)", "sum"),
             Column("exits", "BIGINT", "sessions that ended on it", "sum"),
+            Column("exit_visitors", "BIGINT",
+                   "distinct visitors among those sessions (unique exits)", "sum"),
             Column("avg_time_on_page_s", "DOUBLE", "mean time on page in seconds",
                    "mean:timed_pageviews"),
             Column("timed_pageviews", "BIGINT", "how many pageviews the mean is over", "sum"),
+            Column("avg_scroll_pct", "DOUBLE",
+                   "mean scroll depth, 0–100, of the visits that reported one",
+                   "mean:scrolled_visits"),
+            Column("scrolled_visits", "BIGINT", "how many visits the mean is over", "sum"),
         ),
         dimension="path",
         panels=(
-            Panel("pages", "Top pages", "Pages", "Page", (_PAGEVIEWS, _VISITORS_FIGURE),
-                  kind="path", wide=True),
+            Panel("pages", "Top pages", "Pages", "Page",
+                  (_PAGEVIEWS, _VISITORS_FIGURE,
+                   Figure("avg_time_on_page_s", "Time on page", unit="seconds"),
+                   Figure("avg_scroll_pct", "Scroll depth", unit="percent")),
+                  kind="path", wide=True, drill="event:path"),
             Panel("entry-pages", "Entry pages", "Pages", "Page",
-                  (Figure("entries", "Entries"), _VISITORS_FIGURE), kind="path"),
+                  (Figure("entry_visitors", "Unique entrances"),
+                   Figure("entries", "Entrances")), kind="path", drill="session:entry_page"),
             Panel("exit-pages", "Exit pages", "Pages", "Page",
-                  (Figure("exits", "Exits"), _VISITORS_FIGURE), kind="path"),
+                  (Figure("exit_visitors", "Unique exits"), Figure("exits", "Exits"),
+                   Figure("exits", "Exit rate", unit="percent", per="pageviews",
+                          name="exit_rate")), kind="path"),
         ),
     ),
     by_session("source", "the source's name (NULL: direct or unknown)", "Sources",
-               "Acquisition", "Source", null_label="Direct / none", table="daily_sources"),
+               "Acquisition", "Source", null_label="Direct / none", table="daily_sources",
+               drill=True),
     by_session("referrer", "the referrer's host and path (NULL: none)", "Referrers",
                "Acquisition", "Referrer", table="daily_referrers"),
     by_session("utm_source", "the landing URL's utm_source", "UTM source", "Campaigns",
@@ -236,13 +284,13 @@ MARTS: tuple[Mart, ...] = (
     by_session("utm_campaign", "the landing URL's utm_campaign", "UTM campaign", "Campaigns",
                "Campaign"),
     by_session("country", "ISO 3166 alpha-2 code", "Countries", "Audience", "Country",
-               null_label="Unknown", kind="country", table="daily_countries"),
+               null_label="Unknown", kind="country", table="daily_countries", drill=True),
     by_session("device", "desktop, mobile, tablet or NULL", "Devices", "Audience", "Device",
-               null_label="Unknown", kind="title", table="daily_devices"),
+               null_label="Unknown", kind="title", table="daily_devices", drill=True),
     by_session("browser", "browser family", "Browsers", "Technology", "Browser",
-               null_label="Unknown", table="daily_browsers"),
+               null_label="Unknown", table="daily_browsers", drill=True),
     by_session("os", "operating system family", "Operating systems", "Technology", "OS",
-               null_label="Unknown", table="daily_operating_systems"),
+               null_label="Unknown", table="daily_operating_systems", drill=True),
     Mart(
         "daily_events", "custom events (every name but pageview and engagement) per site, "
         "local date and name",
@@ -251,7 +299,10 @@ MARTS: tuple[Mart, ...] = (
          Column("visitors", "BIGINT", "distinct visitors who sent it", "sum")),
         dimension="name",
         panels=(Panel("events", "Custom events", "Events", "Event",
-                      (Figure("events", "Events"), _VISITORS_FIGURE)),),
+                      (_VISITORS_FIGURE, Figure("events", "Events"),
+                       Figure("visitors", "Conversion rate", unit="percent",
+                              per=PERIOD_VISITORS, name="conversion_rate")),
+                      drill="event:name"),),
     ),
     Mart(
         "daily_event_props", "custom events per site, local date, name, prop and value",
@@ -307,6 +358,12 @@ def by_table(table: str) -> Mart:
 def panels() -> list[tuple[Mart, Panel]]:
     """Every panel with the mart it is drawn from, in registry order."""
     return [(m, p) for m in MARTS for p in m.panels]
+
+
+#: The marts a filtered dashboard is built from: the same models, run over the filtered
+#: sessions and events (pipeline/drilldown.py).
+DRILL_MARTS: tuple[str, ...] = ("daily_stats", "daily_hours",
+                                *(m.table for m in MARTS if m.panels))
 
 
 #: The small-count rule (`privacy.min_visitors`) as a condition on a row.

@@ -3,7 +3,7 @@
     sources.py      which log bytes are new (per-file offsets, complete lines only)
     quarantine.py   why a malformed line was refused; data_dir/quarantine/
     models.py       the SQL models in models/{staging,intermediate,marts}/ and their runner
-    exports.py      site_dir/exports/: CSV per mart and site, raw days, Parquet
+    exports.py      site_dir/exports/: CSV per mart and site, Parquet; raw days in data_dir
     database.py     the private build copy and its atomic publication
     checks.py       data tests in checks/*.sql (`footfall check`)
     steps.py        `footfall run`: all of the above, in order

@@ -1,9 +1,13 @@
-"""Tool-neutral exports in site_dir/exports/, written from the marts after each run.
+"""Tool-neutral exports, written from the marts after each run.
 
-    exports/<site>/<stem>.csv                                 one per mart, all days
-    exports/<site>/raw/<YYYY-MM-DD>.csv                       that local day's raw events
+    site_dir/exports/<site>/<stem>.csv                        one per mart, all days
+    site_dir/exports/parquet/<stem>/site=<site>/date=<date>/*.parquet  the marts
+    data_dir/exports/<site>/raw/<YYYY-MM-DD>.csv              that local day's raw events
                                                               (rows in no particular order)
-    exports/parquet/<stem>/site=<site>/date=<date>/*.parquet  the marts, for other tools
+
+The raw day files hold one row per event with its visitor and session ids, so they stay
+out of the published folder: only `exports.publish_raw: true` writes them to
+site_dir/exports/<site>/raw/ instead (`raw_root`), and each run empties the other place.
 
 <stem> is the mart's name in every exported file (footfall/marts.py, `Mart.export`):
 `daily_utm_source` → `utm-source`, `daily_stats` → `stats`, `funnel_steps` → `funnel-steps`.
@@ -76,6 +80,15 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path, params: dict
     os.replace(tmp, target)
 
 
+def raw_root(cfg: Config) -> Path:
+    """Where the raw day files go: published with the site only when the config says so."""
+    return (cfg.site_dir if cfg.exports.publish_raw else cfg.data_dir) / "exports"
+
+
+def _unpublished_raw_root(cfg: Config) -> Path:
+    return (cfg.data_dir if cfg.exports.publish_raw else cfg.site_dir) / "exports"
+
+
 def write(cfg: Config, con: duckdb.DuckDBPyConnection, full: bool) -> None:
     """Write every export for every site; raw day files only for the affected days."""
     root = cfg.site_dir / "exports"
@@ -93,7 +106,11 @@ def write(cfg: Config, con: duckdb.DuckDBPyConnection, full: bool) -> None:
                 )
                 _copy(con, select, root / site.domain / f"{mart.export}.csv",
                       {"site": site.domain, **_param(query, min_visitors)})
-        _write_raw_days(cfg, con, root, full)
+        # switching exports.publish_raw changes the fingerprint (pipeline/steps.py), so that
+        # run is full: every day's file is written in its new place, and the old place goes
+        for site in cfg.sites:
+            shutil.rmtree(_unpublished_raw_root(cfg) / site.domain / "raw", ignore_errors=True)
+        _write_raw_days(cfg, con, raw_root(cfg), full)
         _write_parquet(cfg, con, root / "parquet", full)
     finally:
         con.execute("set preserve_insertion_order = false")

@@ -32,7 +32,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, exports, imports, models, quarantine, sources
+from pipeline import database, drilldown, exports, imports, models, quarantine, sources
 
 
 @dataclass
@@ -99,6 +99,7 @@ def fingerprint(cfg: Config) -> str:
             for f in cfg.funnels
         ],
         "models": models.digest(),
+        "raw_exports_published": cfg.exports.publish_raw,  # where the raw day files go
     }
     return hashlib.blake2b(json.dumps(state, sort_keys=True).encode(), digest_size=16).hexdigest()
 
@@ -290,6 +291,10 @@ def _build(run: Run, new_fingerprint: str) -> None:
             hook = HOOKS.get(name)
             if hook is not None:
                 hook(run)
+
+    # before the import fills older days: filters are chosen from, and built of, events
+    with show.step(summary, "drill-down"):
+        drilldown.materialise(con, cfg, rebuild=run.fresh or run.rebuild_all)
 
     # imported history (footfall import plausible) fills the days before the first event
     imports.apply(con)

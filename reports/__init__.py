@@ -1,8 +1,8 @@
 """Reports: the static dashboard, rendered from the pipeline's public marts.
 
-Which panels exist, and from which mart, is the registry's (footfall/marts.py).
+Which panels exist, and from which mart, is the registry's (footfall/marts.py); the periods
+are footfall/periods.py's.
 
-    periods.py    the date ranges a site's pages cover, and their comparison ranges
     data.py       reads the marts (read-only) into plain rows
     format.py     number, duration and change formatting (Jinja filters)
     contexts.py   what each page shows: page contexts and chart geometry

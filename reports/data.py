@@ -16,17 +16,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from footfall import marts
+from footfall import periods as periods_mod
 from footfall.config import Config
 from footfall.marts import OTHER, Mart, Panel
+from footfall.periods import Period
 from footfall.sqltext import literal
-from reports import periods as periods_mod
-from reports.periods import Period
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Stats:
 class BreakdownRow:
     group: tuple[str | None, ...]
     label: str | None
-    values: tuple[int | float, ...]
+    values: tuple[float | int | Decimal | None, ...]  # one per panel figure; first a count
 
 
 #: A mart's row over a period: its group labels, its label, and every figure by column.
@@ -58,6 +59,15 @@ class FunnelStep:
     name: str
     visits: int
     median_s: float | None
+
+
+@dataclass(frozen=True)
+class Drill:
+    """What a filtered dashboard is filtered by: a row of one of its site's panels."""
+
+    parent: str  # the site's domain
+    panel: str  # the panel's key
+    value: str | None  # the row's label (None: the panel's null label, e.g. direct)
 
 
 @dataclass
@@ -76,8 +86,20 @@ class SiteData:
     funnels: dict[str, dict[str, list[FunnelStep]]]  # period key → funnel → steps
     funnel_names: list[str] = field(default_factory=list)
     imported: set[date] = field(default_factory=set)  # days from `footfall import plausible`
+    drill: Drill | None = None  # set on a filtered dashboard, whose domain is its key
+    #: the site's filtered dashboards, by (panel key, row label)
+    filtered: dict[tuple[str, str | None], SiteData] = field(default_factory=dict)
+
+    #: stats() by range: a page asks for the same ranges many times (cards, charts, rates)
+    _stats: dict[tuple[date, date], Stats] = field(default_factory=dict)
 
     def stats(self, start: date, end: date) -> Stats:
+        found = self._stats.get((start, end))
+        if found is None:
+            found = self._stats[(start, end)] = self._add_up(start, end)
+        return found
+
+    def _add_up(self, start: date, end: date) -> Stats:
         rows = [s for d, s in self.days.items() if start <= d <= end]
         visits = sum(r.visits for r in rows)
 
@@ -97,10 +119,14 @@ class SiteData:
 
 
 
-def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+#: The schema of the published database that holds the filtered marts (pipeline/drilldown.py).
+DRILL = "drilldown"
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str, schema: str = "main") -> bool:
     row = con.execute(
         "select count(*) from duckdb_tables() where database_name = 'ff' "
-        "and schema_name = 'main' and table_name = ?", [table]
+        "and schema_name = ? and table_name = ?", [schema, table]
     ).fetchone()
     return bool(row and row[0])
 
@@ -152,26 +178,53 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[Si
             funnel_names=[f.name for f in cfg.funnels if f.site == s.domain],
         ))
     by_domain = {s.domain: s for s in sites}
+    filtered = _filtered(con, by_domain) if cfg.report.drilldown_rows > 0 else {}
     con.execute("create table periods (site varchar, key varchar, start_date date, "
                 "end_date date)")
     con.executemany("insert into periods values (?, ?, ?, ?)",
-                    [[s.domain, p.key, p.start, p.end] for s in sites for p in s.periods])
-    _days(con, by_domain)
-    _hours(con, by_domain)
-    for mart in marts.MARTS:
-        if mart.panels and _has(con, mart.table):
-            _breakdown(con, mart, by_domain, cfg.privacy.min_visitors)
+                    [[s.domain, p.key, p.start, p.end]
+                     for s in [*sites, *filtered.values()] for p in s.periods])
+    for schema, group in (("main", by_domain), (DRILL, filtered)):
+        if not group:
+            continue
+        _days(con, group, schema)
+        _hours(con, group, schema)
+        for mart in marts.MARTS:
+            if mart.panels and _has(con, mart.table, schema):
+                _breakdown(con, mart, group, cfg.privacy.min_visitors, schema)
     if _has(con, "funnel_steps"):
         _funnels(con, by_domain)
     return sites
 
 
-def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
-    if not _has(con, "daily_stats"):
+def _filtered(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]
+              ) -> dict[str, SiteData]:
+    """A SiteData per filter of the drilldown schema, over its site's rolling periods;
+    each is also listed in its site's `filtered`."""
+    if not _has(con, "filters", DRILL):
+        return {}
+    out = {}
+    for site, panel, value, key in con.execute(
+            f"select site, panel, value, key from ff.{DRILL}.filters").fetchall():
+        parent = sites.get(site)
+        if parent is None:
+            continue
+        data = SiteData(
+            domain=key, title=parent.title, timezone=parent.timezone, today=parent.today,
+            first=parent.first, last=parent.last, data_until=parent.data_until,
+            periods=[p for p in parent.periods if not p.archive], days={}, hours={},
+            breakdowns={}, funnels={}, drill=Drill(site, panel, value))
+        parent.filtered[(panel, value)] = data
+        out[key] = data
+    return out
+
+
+def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
+    if not _has(con, "daily_stats", schema):
         return
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        "visit_duration_s, is_imported from ff.daily_stats order by site, date"
+        f"visit_duration_s, is_imported from ff.{schema}.daily_stats order by site, date"
     ).fetchall():
         if site in sites:
             v, n, p, vpv, br, dur, imported = figures
@@ -180,11 +233,11 @@ def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
                 sites[site].imported.add(day)
 
 
-def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
-    if not _has(con, "daily_hours"):
+def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
+    if not _has(con, "daily_hours", schema):
         return
     rows = con.execute(
-        "select h.site, h.date, h.hour, h.visitors, h.pageviews from ff.daily_hours h "
+        f"select h.site, h.date, h.hour, h.visitors, h.pageviews from ff.{schema}.daily_hours h "
         "semi join (select site, start_date as date from periods "
         "where start_date = end_date) p using (site, date)"
     ).fetchall()
@@ -194,7 +247,8 @@ def _hours(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]) -> None:
 
 
 #: At most this many rows per panel (per group of a grouped panel) reach its CSV; the rest
-#: are folded into `(other)`. The page shows a panel's own `top` of them. A bound on render
+#: are folded into `(other)`. A filtered dashboard, which has no CSVs, keeps its panels' own
+#: `top`. The page shows a panel's own `top` of them. A bound on render
 #: time, memory and page size however many distinct paths, names or values an attacker sends.
 PANEL_ROWS = 1000
 #: At most this many (event, prop) tables per page in a grouped panel (event properties),
@@ -202,8 +256,13 @@ PANEL_ROWS = 1000
 PANEL_GROUPS = 20
 
 
+#: Beside a row's own figures, the visitors of its whole period: a panel figure with
+#: `per=PERIOD_VISITORS` is a share of them (a custom event's conversion rate).
+PERIOD_VISITORS = marts.PERIOD_VISITORS
+
+
 def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, SiteData],
-               min_visitors: int) -> None:
+               min_visitors: int, schema: str = "main") -> None:
     """The mart added up over every period of every site, folded by the small-count rule,
     then each of its panels' rows, bounded in SQL (PANEL_ROWS, PANEL_GROUPS). Identifiers
     come from the registry, never from data."""
@@ -211,7 +270,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
     figures = [c.name for c in mart.columns if c.adds]
     columns = ["site", "key", *labels, *figures]
     source = (f"select p.site, p.key, {', '.join(f't.{c}' for c in [*labels, *figures])} "
-              f"from ff.{mart.table} t join periods p "
+              f"from ff.{schema}.{mart.table} t join periods p "
               f"on t.site = p.site and t.date between p.start_date and p.end_date")
     query = marts.add_up_sql(mart, source, columns)
     if min_visitors > 0:
@@ -231,7 +290,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                                     fold_when=f"group_rank > {PANEL_GROUPS}",
                                     fold_labels=tuple(labels))
         rows = marts.top_sql(mart, rows, columns, ["site", "key", *mart.group],
-                             [f.column for f in panel.figures], PANEL_ROWS)
+                             panel.order, PANEL_ROWS if schema == "main" else panel.top)
         collected: dict[tuple[str, str], list[Labelled]] = defaultdict(list)
         for row in con.execute(rows).fetchall():
             site, key = row[0], row[1]
@@ -240,27 +299,27 @@ def _breakdown(con: duckdb.DuckDBPyConnection, mart: Mart, sites: dict[str, Site
                 values = dict(zip(figures, row[2 + n:], strict=True))
                 collected[(site, key)].append((tuple(group_labels), label, values))
         for (site, key), found in collected.items():
-            sites[site].breakdowns[(key, panel.key)] = panel_rows(panel, found)
+            data = sites[site]
+            period = next(p for p in data.periods if p.key == key)
+            everyone = data.stats(period.start, period.end).visitors
+            for _group, _label, values in found:  # for rates of the period's visitors
+                values[PERIOD_VISITORS] = everyone
+            data.breakdowns[(key, panel.key)] = panel_rows(panel, found)
     con.execute("drop table period_rows")
 
-
-def _number(value: Any) -> int | float:
-    """Counts stay whole; money and means (DECIMAL, DOUBLE) keep their fractions."""
-    if value is None:
-        return 0
-    return value if isinstance(value, int) else float(value)
 
 
 def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
     """A panel's figures of each row, largest first and `(other)` last; rows whose bar
     figure is 0 are left out (a page nobody entered is no entry page)."""
     out = []
+    counts = [i for i, f in enumerate(panel.figures) if f.column in panel.order]
     for group, label, values in rows:
-        figures = tuple(_number(values[f.column]) for f in panel.figures)
-        if figures[0] > 0:
+        figures = tuple(f.value(values) for f in panel.figures)
+        if figures[0]:
             out.append(BreakdownRow(group, label, figures))
-    out.sort(key=lambda r: (r.label == OTHER, [-v for v in r.values], r.label is None,
-                            r.label or ""))
+    out.sort(key=lambda r: (r.label == OTHER, [-(r.values[i] or 0) for i in counts],
+                            r.label is None, r.label or ""))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 
 def compact(value: float | int | None) -> str:
@@ -56,21 +57,38 @@ def decimal(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    text: str  # "+12%", "−3%", "new", "–"
+    text: str  # "+12%", "−3%", "+2.8 pp", "new", "–"
     direction: str  # up, down, flat, none
     tone: str  # good, bad, neutral
     label: str  # for screen readers: "up 12% from 1,234"
+    why: str = ""  # shown beside a "–": why there is no comparison
 
     @property
     def arrow(self) -> str:
         return {"up": "↑", "down": "↓"}.get(self.direction, "")
 
 
-def change(current: float | None, previous: float | None, higher_is_better: bool = True
-           ) -> Change:
-    """The relative change from the previous period, coloured by whether it is good."""
+def no_change(why: str) -> Change:
+    """No comparison, and the reason, which the page shows beside the "–"."""
+    return Change("–", "none", "neutral", f"no comparison: {why}", why)
+
+
+def change(current: float | None, previous: float | None, higher_is_better: bool = True,
+           points: bool = False) -> Change:
+    """The change from the previous period, coloured by whether it is good: relative, or
+    with `points` the difference of two percentages in percentage points ("+2.8 pp")."""
     if current is None or previous is None:
-        return Change("–", "none", "neutral", "no data for the whole previous period")
+        return no_change("no visits to compare")
+    if points:
+        diff = round(current - previous, 1)
+        if diff == 0:
+            return Change("0 pp", "flat", "neutral", f"unchanged from {previous:.1f}%")
+        up = diff > 0
+        text = f"+{diff:.1f} pp" if up else f"−{abs(diff):.1f} pp"
+        return Change(text, "up" if up else "down",
+                      "good" if up == higher_is_better else "bad",
+                      f"{'up' if up else 'down'} {abs(diff):.1f} percentage points from "
+                      f"{previous:.1f}%")
     if previous == 0:
         if current == 0:
             return Change("0%", "flat", "neutral", "unchanged")
@@ -101,6 +119,25 @@ def stamp(value: datetime | None) -> str:
     if value is None:
         return "no data yet"
     return f"{value.day} {value:%b %Y, %H:%M %Z}".strip()
+
+
+def exact(value: float | int | Decimal | None) -> str:
+    """A figure as data (data-value attributes and CSV cells), as DuckDB writes it in the
+    exports: the shortest text that reads back as the same number (money: 35, 99.99)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return "" if value is None else repr(value)
+
+
+def figure(value: float | int | Decimal | None, unit: str) -> str:
+    """A panel figure by its unit (footfall.marts.Figure): count, seconds or percent."""
+    if isinstance(value, Decimal):  # money reads like any other figure
+        value = float(value)
+    if unit == "seconds":
+        return duration(value)
+    if unit == "percent":
+        return percent(value)
+    return compact(value)
 
 
 FILTERS = {

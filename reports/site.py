@@ -5,6 +5,8 @@
     site_dir/<domain>/index.html                last 30 days
     site_dir/<domain>/<period>.html             today, yesterday, 7d, 90d, 12mo, YYYY-MM
     site_dir/<domain>/csv/<period>/<panel>.csv  the full list behind each panel
+    site_dir/<domain>/<period>/<panel>-<n>.html the dashboard filtered to row n of a panel
+    site_dir/<domain>/downloads.html            every CSV of the site, by period
     site_dir/exports/                           written by the pipeline, never touched here
 
 Every file is rendered in memory first. A file whose bytes are unchanged is not rewritten;
@@ -21,15 +23,16 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 
 from footfall import csvcell, marts
 from footfall.config import Config
+from footfall.periods import Period
 from reports import contexts, data
 from reports import format as fmt
-from reports.periods import Period
 
 MANIFEST = ".footfall-site"
 
@@ -55,17 +58,18 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates are package files: no stat() per include per page
     )
     env.filters.update(fmt.FILTERS)
     return env
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    return csvcell.guard(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return csvcell.guard(value)
+    if isinstance(value, (int, float, Decimal)) or value is None:
+        return fmt.exact(value)
+    return str(value)
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
@@ -82,7 +86,7 @@ def _panel_csvs(site: data.SiteData, period: Period) -> dict[str, bytes]:
     out = {}
     for mart, panel in marts.panels():
         rows = site.breakdowns.get((period.key, panel.key), [])
-        header = [*mart.group, str(mart.dimension), *(f.column for f in panel.figures)]
+        header = [*mart.group, str(mart.dimension), *(f.key for f in panel.figures)]
         body: list[list[object]] = [[*r.group, r.label, *r.values] for r in rows]
         out[panel.csv] = to_csv(header, body)
     return out
@@ -90,8 +94,10 @@ def _panel_csvs(site: data.SiteData, period: Period) -> dict[str, bytes]:
 
 def _chart_csv(chart: contexts.Chart) -> bytes:
     header = [chart.unit, "visitors", "pageviews"] + (["visits"] if chart.unit != "hour" else [])
+    header += ["so_far"] if chart.partial else []
     rows: list[list[object]] = [
-        [b.label, b.visitors, b.pageviews] + ([b.visits] if chart.unit != "hour" else [])
+        [b.key, b.visitors, b.pageviews] + ([b.visits] if chart.unit != "hour" else [])
+        + ([str(b.partial).lower()] if chart.partial else [])
         for b in chart.bars
     ]
     return to_csv(header, rows)
@@ -115,15 +121,27 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
     files["style.css"] = env.get_template("style.css").render().encode()
     page = env.get_template("period.html")
     for site in sites:
+        setup = contexts.first_run(site.domain, f"{cfg.collector.host}:{cfg.collector.port}")
+        links = {p.key: contexts.drill_links(site, p, cfg.report.drilldown_rows)
+                 for p in site.periods}
         for period in site.periods:
-            view = contexts.page(site, period)
+            view = contexts.page(site, period, links[period.key], setup)
             files[f"{site.domain}/{period.filename}"] = page.render(
                 v=view, site=site, period=period).encode()
+            for (panel, value), rel in links[period.key].items():
+                filtered = site.filtered[(panel, value)]
+                files[f"{site.domain}/{rel}"] = page.render(
+                    v=contexts.filtered_page(site, filtered, period, links), site=filtered,
+                    period=period).encode()
             folder = f"{site.domain}/csv/{period.key}"
             for name, body in _panel_csvs(site, period).items():
                 files[f"{folder}/{name}"] = body
             files[f"{folder}/timeseries.csv"] = _chart_csv(view.chart)
             files[f"{folder}/funnels.csv"] = _funnel_csv(view.funnels)
+        files[f"{site.domain}/downloads.html"] = env.get_template("downloads.html").render(
+            site=site, periods=site.periods,
+            files=[p.csv for _m, p in marts.panels()] + ["timeseries.csv", "funnels.csv"],
+            exports=[f"{m.export}.csv" for m in marts.MARTS if m.per_site_csv]).encode()
     files["index.html"] = env.get_template("index.html").render(
         v=contexts.index(sites), generated=fmt.stamp(now.astimezone(UTC))).encode()
     return files

@@ -266,3 +266,75 @@ def daily_pages(events: list[dict[str, Any]]) -> dict[tuple[str, date, str], dic
             "avg_time_on_page_s": sum(v["times"]) / len(v["times"]) if v["times"] else None}
         for k, v in out.items()
     }
+
+
+def page_entrances_exits(events: list[dict[str, Any]]
+                         ) -> dict[tuple[str, date, str], dict[str, Any]]:
+    """Per site, session date and path: entrances and exits, the distinct visitors behind
+    each (unique entrances, unique exits), and the mean scroll depth: each visit's deepest
+    reported scroll on the path that day (clamped to 0–100), averaged over those visits."""
+    out: dict[tuple[str, date, str], dict[str, Any]] = defaultdict(
+        lambda: {"entries": 0, "entry_visitors": set(), "exits": 0, "exit_visitors": set(),
+                 "depths": {}})
+    for s in sessions(events):
+        views = [e for e in s.events if e["name"] == "pageview"]
+        if views:
+            first, last = out[s.site, s.date, views[0]["path"]], \
+                out[s.site, s.date, views[-1]["path"]]
+            first["entries"] += 1
+            first["entry_visitors"].add(s.visitor_id)
+            last["exits"] += 1
+            last["exit_visitors"].add(s.visitor_id)
+        for e in s.events:
+            if e["name"] == "engagement" and e.get("scroll_pct") is not None:
+                depths = out[s.site, local_date(e), e["path"]]["depths"]
+                depth = min(max(e["scroll_pct"], 0), 100)
+                depths[s.session_id] = max(depths.get(s.session_id, 0), depth)
+    return {
+        k: {"entries": v["entries"], "entry_visitors": len(v["entry_visitors"]),
+            "exits": v["exits"], "exit_visitors": len(v["exit_visitors"]),
+            "avg_scroll_pct": (sum(v["depths"].values()) / len(v["depths"])
+                               if v["depths"] else None),
+            "scrolled_visits": len(v["depths"])}
+        for k, v in out.items()
+    }
+
+
+def _session_value(s: Session, column: str) -> Any:
+    if column == "entry_page":
+        views = [e for e in s.events if e["name"] == "pageview"]
+        return views[0]["path"] if views else None
+    return s.events[0].get(column)
+
+
+def filtered_daily(events: list[dict[str, Any]], kind: str, column: str, value: Any
+                   ) -> dict[tuple[str, date], dict[str, int]]:
+    """Visitors, visits and pageviews per site and local date under one filter, as
+    docs/metrics.md defines filters. A session filter keeps the sessions whose `column`
+    (their first event's, or for entry_page their first pageview's path) equals `value`,
+    with all their events. An event filter keeps the events that match (pageviews of the
+    path, or custom events of the name) and the sessions that hold one."""
+    kept_sessions: list[Session] = []
+    kept_events: list[dict[str, Any]] = []
+    for s in sessions(events):
+        if kind == "session":
+            if _session_value(s, column) == value:
+                kept_sessions.append(s)
+                kept_events += s.events
+            continue
+        matching = [e for e in s.events if e.get(column) == value and (
+            e["name"] == "pageview" if column == "path"
+            else e["name"] not in ("pageview", "engagement"))]
+        if matching:
+            kept_sessions.append(s)
+            kept_events += matching
+    out: dict[tuple[str, date], dict[str, Any]] = defaultdict(
+        lambda: {"visitors": set(), "visits": 0, "pageviews": 0})
+    for e in kept_events:
+        row = out[e["site"], local_date(e)]
+        row["visitors"].add(e["visitor"])
+        row["pageviews"] += e["name"] == "pageview"
+    for s in kept_sessions:
+        out[s.site, s.date]["visits"] += 1
+    return {k: {"visitors": len(v["visitors"]), "visits": v["visits"],
+                "pageviews": v["pageviews"]} for k, v in out.items()}

@@ -31,22 +31,28 @@ def build_dataset(workspace: Path, now: datetime = FROZEN_NOW, days: int = 12,
     return cfg
 
 
-def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01") -> None:
-    """Marts with realistic row counts made by SQL alone, for the render benchmark."""
+def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
+                    steady: bool = False, drill: int = 0) -> None:
+    """Marts with realistic row counts made by SQL alone, for the render benchmark; with
+    `steady`, every day has exactly the same traffic; with `drill`, filtered marts for the
+    first `drill` rows of each drill-down panel."""
     con = duckdb.connect(str(cfg.database))
     sites = [s.domain for s in cfg.sites]
     con.execute("create table s (site varchar)")
     con.executemany("insert into s values (?)", [[s] for s in sites])
+    day = "0" if steady else "i::integer"
     con.execute(f"""create table d as select site, (date '{start}' + i::integer)::date as date,
-                    i::integer as i from s, range({days}) t(i)""")
+                    {day} as i from s, range({days}) t(i)""")
     con.execute("""create table daily_stats as select site, date,
         (200 + i % 50)::bigint as visitors, (230 + i % 60)::bigint as visits,
         (600 + i % 90)::bigint as pageviews, 2.5 as views_per_visit, 41.5 as bounce_rate,
         95.0 as visit_duration_s, false as is_imported from d""")
     con.execute("""create table daily_pages as select site, date, '/page/' || p as path,
         (1000 // (p + 1))::bigint as pageviews, (800 // (p + 1))::bigint as visitors,
-        (300 // (p + 1))::bigint as entries, (290 // (p + 1))::bigint as exits,
-        30.0 as avg_time_on_page_s, 10::bigint as timed_pageviews from d, range(150) t(p)""")
+        (300 // (p + 1))::bigint as entries, (280 // (p + 1))::bigint as entry_visitors,
+        (290 // (p + 1))::bigint as exits, (270 // (p + 1))::bigint as exit_visitors,
+        30.0 as avg_time_on_page_s, 10::bigint as timed_pageviews,
+        55.0 as avg_scroll_pct, 8::bigint as scrolled_visits from d, range(150) t(p)""")
     for table, dim, n in [("daily_sources", "source", 15), ("daily_referrers", "referrer", 40),
                           ("daily_utm_source", "utm_source", 6),
                           ("daily_utm_medium", "utm_medium", 4),
@@ -71,7 +77,39 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01") -> None:
         from d, range(1, 4) t(st)""")
     con.execute("""create table events as select site, max(date)::timestamp + interval 20 hour
         as occurred_at from d group by site""")
+    if drill:
+        _synthetic_drill(con, drill)
     con.close()
+
+
+def _synthetic_drill(con: duckdb.DuckDBPyConnection, rows: int) -> None:
+    """Filtered marts as pipeline/drilldown.py writes them: the first `rows` values of every
+    drill-down panel become filters, each with a tenth of its site's figures and a third of
+    its breakdown rows (the demo's filtered marts hold 15-25 times its marts' rows)."""
+    from footfall import marts
+
+    con.execute("create schema drilldown")
+    con.execute("create table drilldown.filters (site varchar, panel varchar, value varchar, "
+                "filter_id integer, key varchar)")
+    for mart, panel in marts.panels():
+        if panel.drill:
+            con.execute(f"""insert into drilldown.filters select site, '{panel.key}', value,
+                0, '' from (select *, row_number() over (partition by site order by total desc,
+                value) as n from (select site, {mart.dimension} as value, sum({panel.bar})
+                as total from {mart.table} group by all)) where n <= {int(rows)}""")
+    con.execute("""update drilldown.filters set filter_id = rowid + 1,
+                   key = site || '#' || (rowid + 1)""")
+    for table in marts.DRILL_MARTS:
+        mart = marts.by_table(table)
+        figures = {c.name for c in mart.columns if c.adds == "sum"}
+        select = ", ".join(
+            "f.key as site" if c.name == "site"
+            else f"(t.{c.name} // 10)::bigint as {c.name}" if c.name in figures
+            else f"t.{c.name}" for c in mart.columns)
+        keep = (f" where hash(f.filter_id, t.{mart.dimension}) % 3 = 0"
+                if mart.dimension else "")
+        con.execute(f"create table drilldown.{table} as select {select} from {table} t "
+                    f"join drilldown.filters f on t.site = f.site{keep}")
 
 
 @dataclass
@@ -79,7 +117,7 @@ class PanelRead:
     key: str
     csv: str
     captions: list[str | None] = field(default_factory=list)
-    rows: list[list[tuple[str, list[int]]]] = field(default_factory=list)  # per table
+    rows: list[list[tuple[str, list[str]]]] = field(default_factory=list)  # per table
     totals: list[int] = field(default_factory=list)
 
 
@@ -93,7 +131,7 @@ class _Panels(html.parser.HTMLParser):
         self._depth = 0
         self._in: str | None = None
         self._text = ""
-        self._row: tuple[str, list[int]] | None = None
+        self._row: tuple[str, list[str]] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -114,7 +152,7 @@ class _Panels(html.parser.HTMLParser):
         elif tag == "span" and a.get("class") == "text":
             self._in, self._text = "label", ""
         elif tag == "td" and a.get("data-value") is not None and self._row is not None:
-            self._row[1].append(int(str(a["data-value"])))
+            self._row[1].append(str(a["data-value"]))
 
     def handle_endtag(self, tag: str) -> None:
         if self._panel is None:

@@ -65,7 +65,7 @@ def test_csv_cells_are_quoted_and_neutralised(tmp_path: Path) -> None:
     values = {(row["prop"], row["value"]) for row in read_csv(root / "event-props.csv")}
     assert ("k", "'=HYPERLINK(\"http://evil\")") in values
 
-    raw = read_csv(root / "raw" / "2024-04-01.csv")
+    raw = read_csv(cfg.data_dir / "exports" / "shop.test" / "raw" / "2024-04-01.csv")
     assert len(raw) == len(events)
     assert {row["screen_width"] for row in raw if row["name"] == "pageview"} >= {"-5"}
     assert any(row["utm_campaign"] == "a,\"quoted\"\nline 1" for row in raw)
@@ -102,7 +102,7 @@ def test_every_mart_is_exported_per_site_with_a_header(tmp_path: Path) -> None:
                                           "where site = 'example.com'").fetchall()}
     finally:
         con.close()
-    raw = {p.stem for p in (cfg.site_dir / "exports" / "example.com" / "raw").iterdir()}
+    raw = {p.stem for p in (cfg.data_dir / "exports" / "example.com" / "raw").iterdir()}
     assert raw == {d.isoformat() for d in days}
 
 
@@ -119,7 +119,7 @@ def test_privacy_folds_rare_rows_into_other(tmp_path: Path) -> None:
         cfg.site_dir / "exports" / "shop.test" / "pages.csv")}
     assert set(pages) == {"/popular", "(other)"}
     assert pages["(other)"]["pageviews"] == "2" and pages["(other)"]["visitors"] == "2"
-    assert not (cfg.site_dir / "exports" / "shop.test" / "raw").exists()
+    assert not (cfg.data_dir / "exports" / "shop.test" / "raw").exists()
     con = duckdb.connect(str(cfg.database), read_only=True)
     try:  # the database keeps every row; parquet is folded like the CSV
         assert con.execute("select count(*) from daily_pages").fetchone() == (3,)
@@ -145,7 +145,8 @@ def test_exports_are_rewritten_identically_by_a_full_run(tmp_path: Path, min_vis
         # raw day files list their rows in no particular order; the mart files are sorted
         files: dict[Any, Any] = {
             p: sorted(map(tuple, csv.reader(io.StringIO(p.read_text(), newline=""))))
-            if p.parent.name == "raw" else p.read_bytes() for p in root.rglob("*.csv")}
+            if p.parent.name == "raw" else p.read_bytes()
+            for p in [*root.rglob("*.csv"), *(cfg.data_dir / "exports").rglob("*.csv")]}
         con = duckdb.connect()
         for stem in (m.export for m in MARTS if m.per_site_csv):
             parts = root / "parquet" / stem
@@ -165,12 +166,12 @@ def test_only_changed_raw_days_are_rewritten(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path)
     oracle.write_lines(cfg.logs_dir / "a.jsonl", oracle.generate(visitors=12))
     pipeline.run(cfg, progress=None)
-    raw = sorted((cfg.site_dir / "exports").glob("*/raw/*.csv"))
+    raw = sorted((cfg.data_dir / "exports").glob("*/raw/*.csv"))
     assert len(raw) > 4
 
     def stamps() -> dict[Path, tuple[int, int]]:
         return {p: (p.stat().st_ino, p.stat().st_mtime_ns)
-                for p in (cfg.site_dir / "exports").glob("*/raw/*.csv")}
+                for p in (cfg.data_dir / "exports").glob("*/raw/*.csv")}
 
     before = stamps()
     pipeline.run(cfg, full=True, progress=None)
@@ -201,3 +202,4 @@ def test_only_changed_raw_days_are_rewritten(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, sessions={"timeout_minutes": 1}, privacy={"min_visitors": 2})
     pipeline.run(cfg, full=True, progress=None)
     assert not any((cfg.site_dir / "exports").glob("*/raw/*.csv"))
+

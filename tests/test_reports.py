@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from footfall import periods
 from reports import format as fmt
-from reports import periods, render_site
+from reports import render_site
 from reports.data import weighted_median
 from reports.site import environment, publish, to_csv
 from tests.site_helpers import synthetic_marts
@@ -45,8 +46,27 @@ def test_periods_cover_equal_lengths_and_months() -> None:
                                                  date(2026, 3, 10))}
     assert found["today"].start == found["today"].end == date(2026, 3, 10)
     assert found["yesterday"].previous == (date(2026, 3, 8), date(2026, 3, 8))
-    assert (found["7d"].start, found["7d"].previous) == (
-        date(2026, 3, 4), (date(2026, 2, 25), date(2026, 3, 3)))
+    # today is not over: the 6 complete days against the 6 before
+    assert (found["7d"].start, found["7d"].compared, found["7d"].previous) == (
+        date(2026, 3, 4), (date(2026, 3, 4), date(2026, 3, 9)),
+        (date(2026, 2, 26), date(2026, 3, 3)))
+    assert found["today"].compared is None and found["today"].previous is None
+    # the month to date ends today and compares with the same days of February
+    assert (found["2026-03"].end, found["2026-03"].label) == (date(2026, 3, 10),
+                                                              "March 2026 to date")
+    assert found["2026-03"].previous == (date(2026, 2, 1), date(2026, 2, 9))
+    on_30_march = {p.key: p for p in periods.for_site(date(2026, 3, 30), date(2025, 1, 1),
+                                                       date(2026, 3, 30))}
+    # February has no 29th: the 29 complete days against the 29 days before
+    assert on_30_march["2026-03"].previous == (date(2026, 1, 31), date(2026, 2, 28))
+    assert (found["ytd"].start, found["ytd"].previous) == (
+        date(2026, 1, 1), (date(2025, 1, 1), date(2025, 3, 9)))
+    assert found["all"].start == date(2026, 1, 20) and found["all"].previous is None
+    on_1st = {p.key: p for p in periods.for_site(date(2026, 12, 1), date(2025, 1, 1),
+                                                  date(2026, 12, 1))}
+    assert on_1st["2025"].archive and (on_1st["2025"].start, on_1st["2025"].end) == (
+        date(2025, 1, 1), date(2025, 12, 31)) and "2026" not in on_1st
+    assert on_1st["2026-12"].compared is None and on_1st["2026-11"].end == date(2026, 11, 30)
     assert found["30d"].filename == "index.html"
     assert found["12mo"].start == date(2025, 4, 1) and found["12mo"].granularity == "month"
     assert [k for k in found if found[k].archive] == ["2026-03", "2026-02", "2026-01"]

@@ -28,7 +28,7 @@ def test_unique_values_do_not_grow_pages_or_csvs(make_config: Any) -> None:
         con.execute(f"""insert into daily_stats select 'example.com', date '{DAY}',
             {UNIQUE}, {UNIQUE}, {UNIQUE}, 1.0, 100.0, 0.0, false""")
         con.execute(f"""insert into daily_pages select 'example.com', date '{DAY}',
-            '/p/' || i, 1, 1, 1, 1, null, 0 from range({UNIQUE}) t(i)""")
+            '/p/' || i, 1, 1, 1, 1, 1, 1, null, 0, null, 0 from range({UNIQUE}) t(i)""")
         con.execute(f"""insert into daily_events select 'example.com', date '{DAY}',
             'event ' || i, 1, 1 from range({UNIQUE}) t(i)""")
         con.execute(f"""insert into daily_event_props select 'example.com', date '{DAY}',

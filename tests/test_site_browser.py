@@ -7,6 +7,7 @@ test-artifacts/site/ (gitignored) for a human to look at.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,4 +128,113 @@ def test_key_numbers_equal_duckdb(browser: Any, demo_site: Any) -> None:
     figure = page.locator(".site-card").first.locator(".figure")
     assert figure.get_attribute("data-value") == str(visitors)
     context.close()
+    assert problems == []
+
+
+def _overlaps(page: Any, selector: str) -> list[str]:
+    boxes = page.locator(selector).evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return [e.textContent, r.left, r.right]; })")
+    return [f"{a[0]!r} and {b[0]!r}" for a, b in itertools.pairwise(boxes)
+            if a[2] > b[1] + 0.5]
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_partial_periods_and_chart_labels(browser: Any, demo_site: Any, size: str) -> None:
+    _cfg, base, _now = demo_site
+    for rel in ["example.com/7d.html", "example.com/index.html", "example.com/12mo.html",
+                "example.com/today.html", "shop.example.org/90d.html"]:
+        context, page, problems = _open(browser, base + rel, size, base)
+        assert _overlaps(page, "#chart-visitors .xaxis span") == [], f"{rel} at {size}"
+        compare = page.locator("#compare")  # what the changes compare, or why none
+        assert compare.is_visible() and compare.inner_text().startswith(("Changes", "No "))
+        if rel.endswith("7d.html"):
+            assert "the 6 complete days" in compare.inner_text()
+            assert "today is not over" in compare.inner_text()
+        if rel.endswith(("7d.html", "index.html")):  # today's bar is drawn apart
+            assert page.locator("#chart-visitors .bar.partial").count() == 1
+            assert page.locator(".chart-note").is_visible()
+        if rel.endswith("7d.html"):  # 7 bars: every one labelled
+            assert page.locator("#chart-visitors .xaxis span").count() == 7
+        for why in page.locator(".change .why").all():  # every "–" says why, visibly
+            assert why.is_visible() and why.inner_text().strip()
+        context.close()
+        assert problems == [], f"{rel} at {size}: {problems}"
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_drill_down_links_resolve_and_totals_match(browser: Any, demo_site: Any,
+                                                   size: str) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/index.html", size, base)
+    links = page.locator("a.drill")
+    hrefs = links.evaluate_all("els => els.map(e => e.href)")
+    assert len(hrefs) >= 40
+    for href in hrefs:  # every drill-down link of the page resolves
+        assert page.request.get(href).status == 200, href
+    row = page.locator("#sources tbody tr").first
+    visits = row.locator("td").nth(1).get_attribute("data-value")
+    row.locator("a.drill").click()
+    page.wait_for_load_state("load")
+    assert page.locator(".chip").is_visible()
+    assert page.locator('.card-value[data-metric="visits"]').get_attribute("data-value") \
+        == visits
+    page.screenshot(path=str(ARTIFACTS / f"drill-down-{size}.png"), full_page=True)
+    page.locator(".chip-clear").click()
+    page.wait_for_load_state("load")
+    assert page.url == base + "example.com/index.html"
+    context.close()
+    assert problems == []
+
+
+def test_tap_targets_on_a_phone(browser: Any, demo_site: Any) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/index.html", "phone", base)
+    assert page.locator(".jump a").count() >= 5  # a jump list to the sections
+    small = page.locator(".csv, .periods a, .archives summary, a.drill, sup a, .jump a, "
+                         ".card-link, .data-table summary, .chip-clear").evaluate_all(
+        "els => els.filter(e => e.offsetParent !== null).map(e => {"
+        " const r = e.getBoundingClientRect(); return [e.className || e.tagName,"
+        " e.textContent.trim().slice(0, 20), Math.round(r.width), Math.round(r.height)]; })"
+        ".filter(([, , w, h]) => w < 24 || h < 24)")
+    context.close()
+    assert small == [] and problems == []
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_each_card_links_its_own_chart(browser: Any, demo_site: Any, size: str) -> None:
+    _cfg, base, _now = demo_site
+    context, page, problems = _open(browser, base + "example.com/7d.html", size, base)
+    assert page.locator("#chart-visitors").is_visible()  # the default, nothing targeted
+    assert not page.locator("#chart-visits").is_visible()
+    for metric in ("visits", "bounce_rate", "visitors"):
+        page.locator(f"#card-{metric} a.card-link").click()
+        assert page.url.endswith(f"#chart-{metric}")
+        shown = page.locator(".metric-chart").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null).map(e => e.id)")
+        assert shown == [f"chart-{metric}"], (metric, shown)
+    context.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_a_site_without_data_shows_the_first_run_card(browser: Any, make_config: Any,
+                                                      size: str) -> None:
+    from reports import render_site
+
+    cfg = make_config(sites=[{"domain": "new.example", "timezone": "UTC"}])
+    render_site(cfg)
+    with demo.serve_dir(cfg.site_dir, port=0) as base:
+        context, page, problems = _open(browser, base + "new.example/index.html", size, base)
+        card = page.locator("#first-run")
+        assert card.is_visible()
+        text = card.inner_text()
+        assert 'data-domain="new.example"' in text and "/metrics" in text
+        assert "footfall run" in text and "within the hour" in text
+        assert page.locator(".masthead a[href='#first-run']").is_visible()
+        page.screenshot(path=str(ARTIFACTS / f"first-run-{size}.png"), full_page=True)
+        context.close()
+        context, page, _ = _open(browser, base + "index.html", size, base)
+        assert "No data yet" in page.locator(".site-card").inner_text()
+        context.close()
     assert problems == []

@@ -1,0 +1,189 @@
+"""Drill-down: the marts again, for the rows people click, from the same model SQL.
+
+For each site, the top `report.drilldown_rows` rows of every panel with a `drill`
+(footfall/marts.py) over each rolling period become a filter. A filter is a predicate on
+sessions or events, never a second implementation: the mart models in pipeline/models/marts/
+run unchanged over `sessions` and `events` restricted to the filter, with the filter standing
+in for the site, and their rows go to the same tables in the `drilldown` schema:
+
+    drilldown.filters       site, panel, value, filter_id, key (the stand-in site: site#id)
+    drilldown.<mart>        the mart's columns; `site` is the filter's key
+
+The restricted `sessions`, `events` and `int_affected_days` are temp views of a second
+connection (a cursor on the same database), where they shadow the public tables, so each
+model reads them by its usual names. As the marts themselves, the filtered marts are rebuilt
+only for the affected days, and a filter that is new this run for all its site's days. The
+rows are chosen from the days with data up to the last one (a run follows its logs), so a
+render later that day links the same rows.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from footfall import marts
+from footfall.config import Config
+from footfall.periods import rolling
+from pipeline import models
+
+SCHEMA = "drilldown"
+
+
+def _drill_panels() -> list[tuple[marts.Mart, marts.Panel]]:
+    return [(m, p) for m, p in marts.panels() if p.drill]
+
+
+def _chosen(con: duckdb.DuckDBPyConnection, cfg: Config) -> list[tuple[str, str, str | None]]:
+    """(site, panel, value) of every row a page may link: the first N of each drill panel
+    over each rolling period, ranked as the page ranks them, leaving out what the page
+    cannot show (`(other)`, rows under the small-count rule, nameless rows it hides)."""
+    n = cfg.report.drilldown_rows
+    last = dict(con.execute("select site, max(date) from daily_stats group by site").fetchall())
+    con.execute("create or replace temp table drill_windows (site varchar, key varchar, "
+                "start_date date, end_date date)")
+    windows = [[site, p.key, p.start, p.end]
+               for site, day in last.items() if day is not None for p in rolling(day)]
+    if windows:  # DuckDB refuses an empty executemany; no data yet means no filters
+        con.executemany("insert into drill_windows values (?, ?, ?, ?)", windows)
+    found: list[tuple[str, str, str | None]] = []
+    for mart, panel in _drill_panels():
+        dim = str(mart.dimension)
+        order = ", ".join(f"{c} desc" for c in panel.order)
+        hidden = " and value is not null" if panel.null_label is None else ""
+        small = " and visitors >= $min_visitors" if cfg.privacy.min_visitors > 0 else ""
+        rows = con.execute(
+            f"select distinct site, value from (select w.site, w.key, t.{dim} as value, "
+            f"{', '.join(f'sum(t.{c}) as {c}' for c in dict.fromkeys([*panel.order, 'visitors']))}"
+            f" from {mart.table} t join drill_windows w on t.site = w.site "
+            f"and t.date between w.start_date and w.end_date group by all) "
+            f"where {panel.bar} > 0 and value is distinct from '{marts.OTHER}'{hidden}{small} "
+            f"qualify row_number() over (partition by site, key order by {order}, "
+            f"value nulls last) <= {int(n)}",
+            {"min_visitors": cfg.privacy.min_visitors} if small else {}).fetchall()
+        found += [(site, panel.key, value) for site, value in rows]
+    con.execute("drop table drill_windows")
+    return found
+
+
+def _create(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {SCHEMA}")
+    con.execute(f"create table if not exists {SCHEMA}.filters (site varchar, panel varchar, "
+                "value varchar, filter_id integer, key varchar)")
+    for table in marts.DRILL_MARTS:
+        mart = marts.by_table(table)
+        columns = ", ".join(f"{c.name} {c.type}" for c in mart.columns)
+        con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+
+
+def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> None:
+    """Bring the drilldown schema up to date with this run's marts (built on `con`)."""
+    if rebuild or cfg.report.drilldown_rows == 0:
+        con.execute(f"drop schema if exists {SCHEMA} cascade")
+    if cfg.report.drilldown_rows == 0:
+        return
+    _create(con)
+    chosen = _chosen(con, cfg)
+    con.execute("create or replace temp table drill_chosen (site varchar, panel varchar, "
+                "value varchar)")
+    if chosen:
+        con.executemany("insert into drill_chosen values (?, ?, ?)", [list(c) for c in chosen])
+    # filters no longer chosen go, with their rows; new ones get the next ids
+    con.execute(f"create or replace temp table drill_gone as select key from {SCHEMA}.filters "
+                "anti join drill_chosen using (site, panel, value)")
+    for table in ("filters", *marts.DRILL_MARTS):
+        column = "key" if table == "filters" else "site"
+        con.execute(f"delete from {SCHEMA}.{table} where {column} in "
+                    "(select key from drill_gone)")
+    con.execute(
+        f"insert into {SCHEMA}.filters select c.site, c.panel, c.value, id, c.site || '#' || id "
+        f"from (select *, (select coalesce(max(filter_id), 0) from {SCHEMA}.filters) "
+        f"+ row_number() over (order by site, panel, value nulls first) as id from "
+        f"(select * from drill_chosen anti join {SCHEMA}.filters using (site, panel, value))"
+        f") c")
+    # the cursor below cannot see this connection's temp tables: the run's affected days
+    # go to the work database, which is never published
+    con.execute(f"create or replace table {models.WORK}.drill_affected as "
+                "select site, date from int_affected_days")
+    cur = con.cursor()
+    try:
+        _build(cur)
+    finally:
+        cur.close()
+    con.execute(f"drop table {models.WORK}.drill_affected")
+    con.execute("drop table drill_chosen")
+    con.execute("drop table drill_gone")
+
+
+def _matches() -> str:
+    """The filters' predicates as one select of (kind, key, session_id, event_id): each
+    session a session filter keeps, each event an event filter keeps, within `drill_span`
+    (the days being rebuilt, a day either side for visits that cross midnight).
+    Identifiers come from the registry; the values are the filters table's."""
+    out = []
+    for _mart, panel in _drill_panels():
+        kind, column = panel.drill.split(":")
+        match = (f"f.site = x.site and f.panel = '{panel.key}' "
+                 f"and x.{column} is not distinct from f.value")
+        span = "x.site = d.site and x.date between d.first_day and d.last_day"
+        if kind == "session":
+            out.append(f"select 'session' as kind, f.key, x.session_id, null as event_id "
+                       f"from main.sessions x join drill_span d on {span} "
+                       f"join {SCHEMA}.filters f on {match}")
+        else:
+            names = "x.name = 'pageview'" if column == "path" else \
+                "x.name not in ('pageview', 'engagement')"
+            out.append(f"select 'event' as kind, f.key, x.session_id, x.event_id "
+                       f"from main.events x join drill_span d on {span} "
+                       f"join {SCHEMA}.filters f on {match} and {names}")
+    return " union all ".join(out)
+
+
+def _build(cur: duckdb.DuckDBPyConnection) -> None:
+    models.create_macros(cur)
+    # the days to rebuild: the run's affected days for a filter with rows already, every
+    # day of its site for a filter that is new
+    cur.execute(
+        f"create temp table int_affected_days as "
+        f"with stored as (select distinct site as key from {SCHEMA}.daily_stats) "
+        f"select f.key as site, a.date from {SCHEMA}.filters f "
+        f"join {models.WORK}.drill_affected a using (site) semi join stored using (key) "
+        f"union all select f.key as site, d.date from {SCHEMA}.filters f "
+        f"join (select distinct site, date from main.daily_stats) d using (site) "
+        f"anti join stored using (key)")
+    cur.execute(
+        f"create temp table drill_span as select f.site, min(a.date) - 1 as first_day, "
+        f"max(a.date) + 1 as last_day from int_affected_days a "
+        f"join {SCHEMA}.filters f on f.key = a.site group by f.site")
+    cur.execute(f"create temp table drill_matches as {_matches()}")
+    # what the models read, on the days being rebuilt only: the sessions a filter keeps,
+    # and the events it keeps (session filters: every event of those sessions)
+    span = ("join drill_span d on {t}.site = d.site "
+            "and {t}.date between d.first_day and d.last_day")
+    cur.execute(f"create temp table drill_near as select e.* from main.events e "
+                f"{span.format(t='e')}")
+    cur.execute(
+        "create temp table drill_sessions as select m.key, s.* from "
+        "(select distinct key, session_id from drill_matches) m "
+        f"join (select s.* from main.sessions s {span.format(t='s')}) s using (session_id) "
+        "semi join int_affected_days a on m.key = a.site and s.date = a.date")
+    cur.execute(
+        "create temp table drill_events as select m.key, e.* from "
+        "(select distinct key, session_id from drill_matches where kind = 'session') m "
+        "join drill_near e using (session_id) "
+        "semi join int_affected_days a on m.key = a.site and e.date = a.date "
+        "union all select m.key, e.* from drill_matches m "
+        "join drill_near e on e.event_id = m.event_id "
+        "semi join int_affected_days a on m.key = a.site and e.date = a.date "
+        "where m.kind = 'event'")
+    cur.execute("drop table drill_near")
+    cur.execute("create temp view sessions as select * exclude (site, key), key as site "
+                "from drill_sessions")
+    cur.execute("create temp view events as select * exclude (site, key), key as site "
+                "from drill_events")
+    for table in marts.DRILL_MARTS:
+        model = models.load(marts.by_table(table).model)
+        cur.execute(f"create temp table drill_rows as {model.sql}")
+        cur.execute(f"delete from {SCHEMA}.{table} using int_affected_days a "
+                    f"where {table}.site = a.site and {table}.date = a.date")
+        cur.execute(f"insert into {SCHEMA}.{table} by name select * from drill_rows")
+        cur.execute("drop table drill_rows")
