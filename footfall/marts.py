@@ -27,6 +27,8 @@ from typing import Any
 
 #: The label a folded row takes.
 OTHER = "(other)"
+#: How visits without a source or referrer read in a CSV (on a page: "Direct / none").
+DIRECT = "(direct)"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Column:
     #: how rows add up over days or folded values: "sum", "mean:<weight column>", or "" for a
     #: label or key (grouped, never added)
     adds: str = ""
+    #: how a NULL reads in a CSV cell, where an empty cell would be ambiguous ("(direct)")
+    csv_null: str | None = None
 
     @property
     def weight(self) -> str | None:
@@ -141,12 +145,14 @@ _PEOPLE = (_VISITORS_FIGURE, Figure("visits", "Visits"))
 
 def by_session(dimension: str, doc: str, title: str, section: str, heading: str,
                null_label: str | None = None, kind: str = "text",
-               table: str | None = None, drill: bool = False) -> Mart:
+               table: str | None = None, drill: bool = False,
+               csv_null: str | None = None) -> Mart:
     """A breakdown of the sessions that started each day by one of their columns."""
     return Mart(
         table or f"daily_{dimension}",
         f"visits and visitors per site, local date and the session's `{dimension}`",
-        (_SITE, _DATE, Column(dimension, "VARCHAR", doc), _VISITORS, _VISITS),
+        (_SITE, _DATE, Column(dimension, "VARCHAR", doc, csv_null=csv_null), _VISITORS,
+         _VISITS),
         dimension=dimension,
         template="_by_session",
         panels=(Panel(_stem(table or f"daily_{dimension}"), title, section, heading,
@@ -274,9 +280,10 @@ MARTS: tuple[Mart, ...] = (
     ),
     by_session("source", "the source's name (NULL: direct or unknown)", "Sources",
                "Acquisition", "Source", null_label="Direct / none", table="daily_sources",
+               csv_null=DIRECT,
                drill=True),
     by_session("referrer", "the referrer's host and path (NULL: none)", "Referrers",
-               "Acquisition", "Referrer", table="daily_referrers"),
+               "Acquisition", "Referrer", table="daily_referrers", csv_null=DIRECT),
     by_session("utm_source", "the landing URL's utm_source", "UTM source", "Campaigns",
                "Source"),
     by_session("utm_medium", "the landing URL's utm_medium", "UTM medium", "Campaigns",

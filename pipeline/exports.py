@@ -58,11 +58,16 @@ def folded_query(con: duckdb.DuckDBPyConnection, mart: marts.Mart, min_visitors:
 
 
 def _csv_select(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]], source: str,
-                extra: str = "") -> str:
+                extra: str = "", nulls: dict[str, str] | None = None) -> str:
+    """`nulls`: how a NULL reads in a column where an empty cell would be ambiguous (the
+    registry's `Column.csv_null`)."""
     cells = []
     for name, kind in columns:
         if kind in ("VARCHAR", "JSON"):
-            cells.append(f"{csvcell.guard_sql(f'{name}::varchar')} as {name}")
+            cell = csvcell.guard_sql(f"{name}::varchar")
+            if nulls and name in nulls:
+                cell = f"coalesce({cell}, {literal(nulls[name])})"
+            cells.append(f"{cell} as {name}")
         elif kind == "TIMESTAMP":  # ISO 8601; `*_at` columns are UTC, as the names promise
             zone = "Z" if name.endswith("_at") else ""
             cells.append(f"strftime({name}, '%Y-%m-%dT%H:%M:%S.%g{zone}') as {name}")
@@ -102,8 +107,8 @@ def write(cfg: Config, con: duckdb.DuckDBPyConnection, full: bool) -> None:
             columns = _columns(con, mart.table)
             for site in cfg.sites:
                 select = _csv_select(
-                    con, columns, query, "where site = $site order by all"
-                )
+                    con, columns, query, "where site = $site order by all",
+                    {c.name: c.csv_null for c in mart.columns if c.csv_null})
                 _copy(con, select, root / site.domain / f"{mart.export}.csv",
                       {"site": site.domain, **_param(query, min_visitors)})
         # switching exports.publish_raw changes the fingerprint (pipeline/steps.py), so that

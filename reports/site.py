@@ -87,7 +87,9 @@ def _panel_csvs(site: data.SiteData, period: Period) -> dict[str, bytes]:
     for mart, panel in marts.panels():
         rows = site.breakdowns.get((period.key, panel.key), [])
         header = [*mart.group, str(mart.dimension), *(f.key for f in panel.figures)]
-        body: list[list[object]] = [[*r.group, r.label, *r.values] for r in rows]
+        null = mart.column(str(mart.dimension)).csv_null  # as the exports write it
+        body: list[list[object]] = [[*r.group, null if r.label is None else r.label, *r.values]
+                                    for r in rows]
         out[panel.csv] = to_csv(header, body)
     return out
 

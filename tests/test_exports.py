@@ -203,3 +203,21 @@ def test_only_changed_raw_days_are_rewritten(tmp_path: Path) -> None:
     pipeline.run(cfg, full=True, progress=None)
     assert not any((cfg.site_dir / "exports").glob("*/raw/*.csv"))
 
+
+
+def test_direct_visits_read_direct_in_every_csv(tmp_path: Path) -> None:
+    """An empty cell would be ambiguous: visits without a source read (direct), in the
+    exports and in the dashboard's panel CSVs alike; the database and Parquet keep NULL."""
+    cfg = make_cfg(tmp_path)
+    oracle.write_lines(cfg.logs_dir / "a.jsonl", oracle.generate(visitors=15))
+    pipeline.run(cfg, progress=None)
+    from reports import render_site
+
+    render_site(cfg)
+    checked = 0
+    for path in [*cfg.site_dir.rglob("sources.csv"), *cfg.site_dir.rglob("referrers.csv")]:
+        column = "source" if path.name == "sources.csv" else "referrer"
+        cells = [row[column] for row in read_csv(path)]
+        assert "" not in cells, path
+        checked += "(direct)" in cells
+    assert checked >= 4
