@@ -20,9 +20,8 @@ from typing import Any
 
 import yaml
 
+from footfall.contract import PropValue
 from footfall.errors import ConfigError
-
-PropValue = str | int | float | bool
 
 
 def doc(text: str, **kwargs: Any) -> Any:

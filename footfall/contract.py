@@ -32,7 +32,6 @@ MAX_PROP_VALUE = 2000
 REVENUE_AMOUNT_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,6})?")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
 
-PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
 
 VISITOR_RE = re.compile(r"^[0-9a-f]{16}$")
