@@ -484,7 +484,7 @@ def documented_keys() -> list[tuple[str, str, str]]:
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and not typing.get_args(tp):
-        return {"Path": "path", "date": "date", "str": "string", "int": "integer", "float": "number",
-                "bool": "boolean"}.get(tp.__name__, "mapping")
+        return {"Path": "path", "date": "date", "str": "string", "int": "integer",
+                "float": "number", "bool": "boolean"}.get(tp.__name__, "mapping")
     return str(tp).replace("typing.", "").replace("pathlib.Path", "path").replace(
         "footfall.config.", "")

@@ -5,6 +5,7 @@
     site_dir/<domain>/index.html                last 30 days
     site_dir/<domain>/<period>.html             today, yesterday, 7d, 90d, 12mo, YYYY-MM
     site_dir/<domain>/csv/<period>/<panel>.csv  the full list behind each panel
+    site_dir/<domain>/csv/experiments.csv       the Experiments section (whole ranges)
     site_dir/exports/                           written by the pipeline, never touched here
 
 Every file is rendered in memory first. A file whose bytes are unchanged is not rewritten;
@@ -27,7 +28,7 @@ import jinja2
 
 from footfall import csvcell, marts
 from footfall.config import Config
-from reports import contexts, data
+from reports import contexts, data, experiments
 from reports import format as fmt
 from reports.periods import Period
 
@@ -111,6 +112,7 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
     now = now or datetime.now(UTC)
     env = environment()
     sites = data.load(cfg, now)
+    trials = experiments.load(cfg, now)
     files: dict[str, bytes] = {}
     files["style.css"] = env.get_template("style.css").render().encode()
     page = env.get_template("period.html")
@@ -118,12 +120,16 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
         for period in site.periods:
             view = contexts.page(site, period)
             files[f"{site.domain}/{period.filename}"] = page.render(
-                v=view, site=site, period=period).encode()
+                v=view, site=site, period=period, experiments=trials.get(site.domain, []),
+                experiments_csv="csv/experiments.csv").encode()
             folder = f"{site.domain}/csv/{period.key}"
             for name, body in _panel_csvs(site, period).items():
                 files[f"{folder}/{name}"] = body
             files[f"{folder}/timeseries.csv"] = _chart_csv(view.chart)
             files[f"{folder}/funnels.csv"] = _funnel_csv(view.funnels)
+        if site.domain in trials:
+            files[f"{site.domain}/csv/experiments.csv"] = to_csv(
+                *experiments.csv_rows(trials[site.domain]))
     files["index.html"] = env.get_template("index.html").render(
         v=contexts.index(sites), generated=fmt.stamp(now.astimezone(UTC))).encode()
     return files

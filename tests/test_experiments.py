@@ -9,7 +9,12 @@ a dependency): `proportion_confint(method="wilson")`, `confint_proportions_2inde
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import html
+import io
 import itertools
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +28,8 @@ from test_pipeline import make_cfg
 
 import pipeline
 from footfall.config import Config
+from footfall.errors import ConfigError
+from reports import experiments, render_site
 
 SITE = "shop.test"  # UTC, so the local dates below are the UTC dates
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)
@@ -79,7 +86,7 @@ def _results(cfg: Config) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict[str, Any]]:
+def built_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     traffic = Traffic([])
     for name, arms, _extra in ARMS:
         for variant, (visitors, converting) in arms.items():
@@ -88,7 +95,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dic
                    experiments=[_experiment(name, **extra) for name, _arms, extra in ARMS])
     oracle.write_lines(cfg.logs_dir / "a.jsonl", traffic.lines)
     pipeline.run(cfg, progress=None)
-    return _results(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def built(built_cfg: Config) -> dict[tuple[str, str], dict[str, Any]]:
+    return _results(built_cfg)
 
 
 def test_counts_and_rates(built: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -260,3 +272,74 @@ def test_a_config_change_recomputes(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, experiments=[])
     pipeline.run(cfg, progress=None)
     assert _results(cfg) == {}
+
+
+def test_the_dashboard_section_and_its_csv(built_cfg: Config) -> None:
+    now = datetime(2026, 3, 5, 12, tzinfo=UTC)
+    render_site(built_cfg, now=now)
+    page = (built_cfg.site_dir / SITE / "index.html").read_text()
+    section = page[page.index('id="experiments"'):]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", section)).split())
+    assert "Experiments" in page
+    assert "variant B converts better, p = 0.035" in text
+    assert "variant B: not significant yet (p = 0.091)" in text  # "small": Fisher
+    assert "variant B converts worse" not in text.split("zero")[0]
+    assert "sample ratio mismatch (p < 0.001)" in text  # "broken"
+    assert "3 days, running" in text
+    assert "makes a false winner far more likely than 5%" in text
+    assert "Fisher's exact test" in text and "z-test" in text
+    # the interval bar of big/B: its Wilson interval on the 0–20% axis
+    assert 'x="55.28" y="2" width="20.85"' in section
+    rows = list(csv.DictReader(io.StringIO(
+        (built_cfg.site_dir / SITE / "csv" / "experiments.csv").read_text())))
+    big_b = next(r for r in rows if r["experiment"] == "big" and r["variant"] == "B")
+    assert (big_b["visitors"], big_b["converting_visitors"], big_b["test"]) == ("1000", "130", "z")
+    assert float(big_b["p_value"]) == pytest.approx(0.035, abs=5e-4)
+    assert len(rows) == sum(len(arms) for _n, arms, _e in ARMS)
+    # a site without experiments has no section and no CSV
+    other = (built_cfg.site_dir / "example.com" / "index.html").read_text()
+    assert 'id="experiments"' not in other
+    assert not (built_cfg.site_dir / "example.com" / "csv" / "experiments.csv").exists()
+
+
+def test_an_ended_experiment_says_so(built_cfg: Config) -> None:
+    ended = dataclasses.replace(built_cfg, experiments=[
+        dataclasses.replace(x, end=date(2026, 3, 4)) for x in built_cfg.experiments])
+    trials = experiments.load(ended, now=datetime(2026, 3, 9, tzinfo=UTC))[SITE]
+    small = next(x for x in trials if x.name == "small")
+    assert not small.running
+    assert small.verdicts == ["variant B: no significant difference (p = 0.091)"]
+
+
+def test_experiment_config_problems_are_listed_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_cfg(tmp_path, experiments=[
+            {"name": "x", "site": "nowhere.test", "prop": "v", "control": "A",
+             "goal": {"path": "pricing", "event": "Signup"}, "start": "2026-03-09",
+             "end": "2026-03-01", "weights": {"B": 1}},
+            {"name": "y", "site": SITE, "prop": "v", "control": "A", "goal": {"event": "S"},
+             "start": "March"},
+        ])
+    text = str(caught.value)
+    for expected in ["experiments[0].site: 'nowhere.test' is not one of sites[].domain",
+                     "experiments[0].goal: give exactly one of 'path'",
+                     "experiments[0].goal.path: 'pricing' must start with /",
+                     "experiments[0].end: 2026-03-01 is before start 2026-03-09",
+                     "experiments[0].weights: give a weight for each variant",
+                     "experiments[0].weights: the control 'A' needs a weight too",
+                     "experiments[1].start: expected a date like 2026-03-01, got a string"]:
+        assert expected in text, expected
+
+
+def test_the_definitions_are_in_docs_metrics() -> None:
+    text = " ".join((Path(__file__).parent.parent / "docs" / "metrics.md").read_text().split())
+    for sentence in [
+        "A visitor's variant is the first value of the experiment's prop seen in the range",
+        "A visitor seen with two values is counted in neither and reported as "
+        "`contaminated_visitors`.",
+        "have a goal event (a pageview of the goal `path`, or the goal `event` with its "
+        "`props`) at or after their first exposure, in the range.",
+        "when the smallest expected cell of the 2×2 table (visitors × converting or not) is "
+        "below 5, Fisher's exact test",
+    ]:
+        assert sentence in text.replace("**", ""), sentence

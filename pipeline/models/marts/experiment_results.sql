@@ -204,17 +204,18 @@ rates as (
     select
         *,
         case when visitors > 0 then converting_visitors / visitors end as conversion_rate,
-        case when visitors > 0 then
+        -- clamped: at a rate of 0 or 1 rounding would put the end a hair outside [0, 1]
+        case when visitors > 0 then greatest(0.0,
             (conversion_rate + 1.959963984540054 ^ 2 / (2 * visitors)
              - 1.959963984540054 * sqrt(conversion_rate * (1 - conversion_rate) / visitors
                                         + 1.959963984540054 ^ 2 / (4 * visitors ^ 2)))
-            / (1 + 1.959963984540054 ^ 2 / visitors)
+            / (1 + 1.959963984540054 ^ 2 / visitors))
         end as rate_low,
-        case when visitors > 0 then
+        case when visitors > 0 then least(1.0,
             (conversion_rate + 1.959963984540054 ^ 2 / (2 * visitors)
              + 1.959963984540054 * sqrt(conversion_rate * (1 - conversion_rate) / visitors
                                         + 1.959963984540054 ^ 2 / (4 * visitors ^ 2)))
-            / (1 + 1.959963984540054 ^ 2 / visitors)
+            / (1 + 1.959963984540054 ^ 2 / visitors))
         end as rate_high
     from variant_counts
 ),
