@@ -9,17 +9,20 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import traceback
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from collector.beacon import MAX_BODY, Payload, decode_body, decode_query, parse_query
 from collector.enrich import Dropped, Enricher
 from collector.identity import Clock, SaltStore, VisitorIds
 from collector.logwriter import LogWriter
 from collector.metrics import Metrics
+from collector.ratelimit import RateLimit
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import BeaconError, StorageError
@@ -36,6 +39,7 @@ TRACKER = web.AppKey("tracker", bytes)
 ORIGINS: web.AppKey[Callable[[str], bool]] = web.AppKey("origins")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("proxies")
+LIMIT = web.AppKey("limit", RateLimit)
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 MAINTENANCE_S = 60.0
@@ -50,6 +54,8 @@ def create_app(config: Config, *, clock: Clock = contract.now_ms) -> web.Applica
                          for c in config.collector.trusted_proxies)
     app[ORIGINS] = _origin_check(frozenset(s.domain for s in config.sites))
     app[TRACKER] = resources.files("collector").joinpath("static/tracker.js").read_bytes()
+    app[LIMIT] = RateLimit(config.collector.rate_limit_per_min)
+    app.cleanup_ctx.append(server_log_ctx)
     app.cleanup_ctx.append(storage_ctx)
     setup_routes(app)
     return app
@@ -57,7 +63,8 @@ def create_app(config: Config, *, clock: Clock = contract.now_ms) -> web.Applica
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/event", post_event)
-    app.router.add_get("/api/event", get_event)
+    # No HEAD: a link checker or prefetcher must not count as a pageview.
+    app.router.add_get("/api/event", get_event, allow_head=False)
     app.router.add_route("OPTIONS", "/api/event", preflight)
     app.router.add_get("/tracker.js", tracker_js)
     app.router.add_get("/healthz", healthz)
@@ -88,6 +95,51 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("collector stopped", extra={"fields": {"accepted": app[METRICS].accepted}})
 
 
+# aiohttp's own loggers name the client's address and quote up to 100 bytes of a malformed
+# request line or header (where a User-Agent or query string can sit), with a traceback
+# that repeats them. "asyncio" can print a transport's peer address. docs/privacy.md
+# promises logs without request data, so every record from these loggers is rewritten.
+SERVER_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.internal", "aiohttp.access",
+                  "aiohttp.websocket", "asyncio")
+
+
+class ServerLogFilter(logging.Filter):
+    """Keeps only the error's class and the code location; counts it in /metrics.
+
+    A client's malformed request (aiohttp's HttpProcessingError family) is counted and not
+    printed: a flood of them must not fill the disk with log lines.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = type(exc).__name__ if exc is not None else "none"
+        if record.levelno >= logging.ERROR:
+            self.metrics.http_errors[kind] += 1
+        where = ""
+        if exc is not None and exc.__traceback__ is not None:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+        what = "error" if record.levelno >= logging.ERROR else "message"
+        record.msg = f"HTTP server {what} (request data withheld)"
+        record.args = ()
+        record.exc_info = record.exc_text = record.stack_info = None
+        record.fields = {"error": kind, "where": where}
+        return not isinstance(exc, HttpProcessingError) or record.levelno < logging.ERROR
+
+
+async def server_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    guard = ServerLogFilter(app[METRICS])
+    for name in SERVER_LOGGERS:
+        logging.getLogger(name).addFilter(guard)
+    yield
+    for name in SERVER_LOGGERS:
+        logging.getLogger(name).removeFilter(guard)
+
+
 async def _sync_every(seconds: float, writer: LogWriter) -> None:
     """fsync in a thread: a slow disk must not stall the event loop and every request."""
     while True:
@@ -109,28 +161,46 @@ async def _every(seconds: float, fn: Callable[[], None]) -> None:
 
 
 async def post_event(request: web.Request) -> web.Response:
-    return _cors(request, await _post_event(request))
+    return _cors(request, _limited(request) or await _post_event(request))
 
 
 async def get_event(request: web.Request) -> web.Response:
-    return _cors(request, await _get_event(request))
+    return _cors(request, _limited(request) or _get_event(request))
+
+
+def _limited(request: web.Request) -> web.Response | None:
+    """A 429 once a client IP is over collector.rate_limit_per_min, else None."""
+    wait_s = request.app[LIMIT].take(client_ip(request), request.app[CLOCK]())
+    if not wait_s:
+        return None
+    response = _refuse(request, 429, "too many events from this address; slow down")
+    response.headers["Retry-After"] = str(wait_s)
+    return response
 
 
 async def _post_event(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _refuse(request, 413, f"body over {MAX_BODY} bytes")
     try:
-        body = await request.read()
+        # A body trickled in a byte at a time would hold a socket open for ever.
+        async with asyncio.timeout(request.app[CONFIG].collector.body_timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _refuse(request, 413, f"body over {MAX_BODY} bytes")
+    except TimeoutError:
+        response = _refuse(request, 408, "the body took too long to arrive")
+        response.force_close()  # the rest of the body is never read
+        return response
     try:
         payload = decode_body(body)
     except BeaconError as exc:
         return _refuse(request, exc.status, exc.reason)
+    except Exception:  # e.g. RecursionError on JSON nested thousands deep: still bad input
+        return _refuse(request, 400, "payload could not be decoded")
     return _record(request, payload, web.Response(status=202, text="ok"))
 
 
-async def _get_event(request: web.Request) -> web.Response:
+def _get_event(request: web.Request) -> web.Response:
     try:
         query = parse_query(request.rel_url.raw_query_string)
         if "u" not in query and request.headers.get("Referer"):
@@ -138,6 +208,8 @@ async def _get_event(request: web.Request) -> web.Response:
         payload = decode_query(query)
     except BeaconError as exc:
         return _refuse(request, exc.status, exc.reason)
+    except Exception:  # e.g. RecursionError on a `p` nested thousands deep: still bad input
+        return _refuse(request, 400, "query could not be decoded")
     return _record(request, payload, web.Response(status=202, body=GIF, content_type="image/gif",
                                                   headers={"Cache-Control": "no-store"}))
 
@@ -154,9 +226,13 @@ def _record(request: web.Request, payload: Payload, accepted: web.Response) -> w
         result = app[ENRICHER].lines(payload, ip, user_agent, app[CLOCK]())
     except BeaconError as exc:
         return _refuse(request, exc.status, exc.reason)
+    except OSError as exc:  # the salt store: disk full, too many open files, permissions
+        reason = exc.strerror or type(exc).__name__
+        log.error("salt store failed", extra={"fields": {"error": reason}})
+        return _refuse(request, 503, "cannot store events right now")
     if isinstance(result, Dropped):
+        # Counted, but the answer is the same as for a kept event: a bot learns nothing.
         app[METRICS].dropped[result.reason] += 1
-        accepted.headers["X-Footfall-Dropped"] = result.reason
         return accepted
     data = b"".join(contract.encode(line) for line in result.lines)
     try:
@@ -233,8 +309,7 @@ def _origin_check(sites: frozenset[str]) -> Callable[[str], bool]:
     return allowed
 
 
-EXPOSED_HEADERS = ("X-Footfall-Error, X-Footfall-Dropped, X-Footfall-Adjusted, "
-                   "X-Footfall-Forwarded-For")
+EXPOSED_HEADERS = "X-Footfall-Error, X-Footfall-Adjusted, X-Footfall-Forwarded-For"
 
 
 def _cors(request: web.Request, response: web.Response) -> web.Response:

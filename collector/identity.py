@@ -121,27 +121,43 @@ def hash_visitor(salt: bytes, site: str, ip: str, user_agent: str) -> str:
     return h.hexdigest()
 
 
+# Ids remembered for midnight continuity at most (about 130 bytes each, so ~33 MB). Past
+# it, a visitor first seen in the last window before midnight is not carried over: their
+# visit splits in two at midnight, and nothing else changes.
+MAX_CARRIED = 250_000
+
+
 class VisitorIds:
     """Daily visitor ids, with visits that cross UTC midnight kept whole.
 
     Just after midnight, a visitor whose yesterday-id was active within the session
-    timeout keeps that id, so the pipeline does not split their visit in two. Only hashed
-    ids and times are remembered, in memory, for at most one timeout window.
+    timeout keeps that id, so the pipeline does not split their visit in two. Only that
+    needs memory: hashed ids and times seen in the last timeout window before midnight
+    (at most MAX_CARRIED), kept until one timeout after their last carried visit. During
+    the rest of the day nothing is remembered.
     """
 
-    def __init__(self, salts: SaltStore, clock: Clock, timeout_ms: int) -> None:
+    def __init__(self, salts: SaltStore, clock: Clock, timeout_ms: int,
+                 max_carried: int = MAX_CARRIED) -> None:
         self.salts = salts
         self.clock = clock
         self.timeout_ms = timeout_ms
+        self.max_carried = max_carried
         self._day: date | None = None
         self._day_number = -1
+        self._window_from = 0  # epoch ms where today's last timeout window starts
         self._recent: dict[str, int] = {}
         self._yesterday: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        """Ids held in memory right now."""
+        return len(self._recent) + len(self._yesterday)
 
     def _roll(self, now_ms: int) -> date:
         if self._day is not None and self._day_number == now_ms // DAY_MS:
             return self._day
         self._day_number = now_ms // DAY_MS
+        self._window_from = (self._day_number + 1) * DAY_MS - self.timeout_ms
         today = utc_day(now_ms)
         if today != self._day:
             if self._day is not None and today - self._day == timedelta(days=1):
@@ -164,7 +180,10 @@ class VisitorIds:
                     self._yesterday[old] = now_ms
                     return old
         vid = hash_visitor(self.salts.salt(today), site, ip, user_agent)
-        self._recent[vid] = now_ms
+        # Only a visit active within the timeout before midnight can continue past it.
+        if now_ms >= self._window_from and (vid in self._recent
+                                            or len(self._recent) < self.max_carried):
+            self._recent[vid] = now_ms
         return vid
 
     def prune(self) -> None:
@@ -175,4 +194,3 @@ class VisitorIds:
         # Keep the last window before midnight: it carries visits into tomorrow.
         self._recent = {k: t for k, t in self._recent.items() if t >= cutoff}
         self._yesterday = {k: t for k, t in self._yesterday.items() if t >= cutoff}
-

@@ -13,6 +13,8 @@ class Metrics:
     adjusted: Counter[str] = field(default_factory=Counter)
     forwarded_for_ignored: int = 0
     rejected: Counter[int] = field(default_factory=Counter)
+    http_errors: Counter[str] = field(default_factory=Counter)
+    connections_refused: int = 0
 
     def render(self, bytes_written: int) -> str:
         out = [
@@ -36,6 +38,15 @@ class Metrics:
             "# TYPE footfall_events_rejected_total counter",
             *(f'footfall_events_rejected_total{{status="{s}"}} {n}'
               for s, n in sorted(self.rejected.items())),
+            "# HELP footfall_http_errors_total Errors aiohttp logged (malformed requests, 500s),"
+            " by exception class.",
+            "# TYPE footfall_http_errors_total counter",
+            *(f'footfall_http_errors_total{{error="{e}"}} {n}'
+              for e, n in sorted(self.http_errors.items())),
+            "# HELP footfall_connections_refused_total Connections closed at once: over"
+            " collector.max_connections.",
+            "# TYPE footfall_connections_refused_total counter",
+            f"footfall_connections_refused_total {self.connections_refused}",
             "# HELP footfall_log_bytes_written_total Bytes appended to the event logs.",
             "# TYPE footfall_log_bytes_written_total counter",
             f"footfall_log_bytes_written_total {bytes_written}",

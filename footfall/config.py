@@ -61,6 +61,19 @@ class Collector:
     exclude_paths: list[str] = doc(
         "Path globs never recorded, e.g. /admin/*", default_factory=list
     )
+    body_timeout_s: float = doc(
+        "Seconds a client may take to send a beacon's body; slower gets 408", default=5.0
+    )
+    keepalive_s: float = doc(
+        "Seconds an idle connection, or one still sending its headers, stays open", default=5.0
+    )
+    max_connections: int = doc(
+        "Open connections at most; more are answered 503 and closed", default=1000
+    )
+    rate_limit_per_min: int = doc(
+        "Beacons per minute from one client IP (burst included); more get 429; 0 turns it off",
+        default=600,
+    )
 
 
 @dataclass(frozen=True)
@@ -337,6 +350,15 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
             problem("collector.rotate_mb", "must be at least 1")
         if isinstance(col.fsync_interval_s, float) and col.fsync_interval_s < 0:
             problem("collector.fsync_interval_s", "must be 0 or more seconds")
+        for key in ("body_timeout_s", "keepalive_s"):
+            value = getattr(col, key)
+            if isinstance(value, float) and not 0 < value <= 600:
+                problem(f"collector.{key}", "must be more than 0 and at most 600 seconds")
+        if isinstance(col.max_connections, int) and col.max_connections < 1:
+            problem("collector.max_connections",
+                    "must be at least 1; keep it below the process's open-file limit")
+        if isinstance(col.rate_limit_per_min, int) and col.rate_limit_per_min < 0:
+            problem("collector.rate_limit_per_min", "must be 0 (off) or more")
         if col.geoip_database is not None and not col.geoip_database.is_file():
             problem("collector.geoip_database", f"no file at {col.geoip_database}; "
                     "point it at a GeoLite2-Country.mmdb or remove the key")

@@ -72,3 +72,34 @@ def test_a_torn_salt_file_is_replaced(tmp_path: Path) -> None:
     (folder / "2026-03-10.salt").write_bytes(b"short")
     salt = SaltStore(folder).salt(date(2026, 3, 10))
     assert len(salt) == 32 and (folder / "2026-03-10.salt").read_bytes() == salt
+
+
+def test_ids_are_remembered_only_in_the_last_window_before_midnight(tmp_path: Path) -> None:
+    clock = Clock("2026-03-10T12:00:00")
+    ids = VisitorIds(SaltStore(tmp_path / "salts"), clock, TIMEOUT_MS)
+    for i in range(500):
+        ids.visitor("example.com", f"203.0.113.{i % 250}", f"UA{i}", clock())
+    assert len(ids) == 0  # the midnight rule needs nothing at noon
+    clock.ms = Clock("2026-03-10T23:29:59").ms
+    ids.visitor("example.com", "198.51.100.1", "UA", clock())
+    assert len(ids) == 0  # 30 min 1 s before midnight: too early to continue past it
+    clock.advance(1)
+    ids.visitor("example.com", "198.51.100.2", "UA", clock())
+    assert len(ids) == 1
+    clock.advance(30 * 60 - 1)  # 00:00:00: the first visitor's visit cannot reach here
+    ids.prune()
+    assert len(ids) == 1
+
+
+def test_the_carry_over_is_capped_and_the_rest_split_at_midnight(tmp_path: Path) -> None:
+    clock = Clock("2026-03-10T23:50:00")
+    ids = VisitorIds(SaltStore(tmp_path / "salts"), clock, TIMEOUT_MS, max_carried=3)
+    before = [ids.visitor("example.com", f"198.51.100.{i}", "UA", clock()) for i in range(5)]
+    assert len(ids) == 3
+    # A remembered visitor seen again still counts as one entry, with a fresh time.
+    assert ids.visitor("example.com", "198.51.100.0", "UA", clock()) == before[0]
+    assert len(ids) == 3
+    clock.advance(20 * 60)  # 00:10 next day
+    after = [ids.visitor("example.com", f"198.51.100.{i}", "UA", clock()) for i in range(5)]
+    assert after[:3] == before[:3]  # carried over: their visits stay whole
+    assert after[3] != before[3] and after[4] != before[4]  # over the cap: split in two
