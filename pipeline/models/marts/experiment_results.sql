@@ -34,37 +34,30 @@ defined_weights as (
     select * from pipeline.experiment_weights
 ),
 
-in_range_events as (
+-- only events with props can assign a variant: a cheap filter before the JSON is read
+exposures as (
     select
         defined_experiments.site,
         defined_experiments.experiment,
         events.visitor_id,
         events.date,
-        events.name,
-        events.path,
-        events.props,
-        {'at': events.occurred_at, 'id': events.event_id} as seq
+        {'at': events.occurred_at, 'id': events.event_id} as seq,
+        json_extract(events.props, defined_experiments.prop_path) as variant_json
     from events
     join defined_experiments
         on events.site = defined_experiments.site
-        and (defined_experiments.start_date is null or events.date >= defined_experiments.start_date)
-        and (defined_experiments.end_date is null or events.date <= defined_experiments.end_date)
+        and (defined_experiments.start_date is null
+             or events.date >= defined_experiments.start_date)
+        and (defined_experiments.end_date is null
+             or events.date <= defined_experiments.end_date)
+        and (defined_experiments.event_name is null
+             or events.name = defined_experiments.event_name)
+    where events.props is not null
+        and json_extract(events.props, defined_experiments.prop_path) is not null
 ),
 
-exposures as (
-    select
-        in_range_events.site,
-        in_range_events.experiment,
-        in_range_events.visitor_id,
-        in_range_events.date,
-        in_range_events.seq,
-        json_extract(in_range_events.props, defined_experiments.prop_path) as variant_json
-    from in_range_events
-    join defined_experiments using (site, experiment)
-    where in_range_events.props is not null
-        and (defined_experiments.event_name is null
-             or in_range_events.name = defined_experiments.event_name)
-        and json_extract(in_range_events.props, defined_experiments.prop_path) is not null
+exposed_visitors as (
+    select distinct site, experiment, visitor_id from exposures
 ),
 
 visitor_variants as (
@@ -83,17 +76,32 @@ visitor_variants as (
     group by site, experiment, visitor_id
 ),
 
+-- goals only of exposed visitors: the stored events of everyone else are never joined
 goal_candidates as (
     select
-        in_range_events.*,
-        defined_experiments.goal_prop_count
-    from in_range_events
-    join defined_experiments using (site, experiment)
+        defined_experiments.site,
+        defined_experiments.experiment,
+        defined_experiments.goal_prop_count,
+        events.visitor_id,
+        events.props,
+        {'at': events.occurred_at, 'id': events.event_id} as seq
+    from events
+    semi join (select distinct site, visitor_id from exposed_visitors) using (site, visitor_id)
+    join defined_experiments
+        on events.site = defined_experiments.site
+        and (defined_experiments.start_date is null
+             or events.date >= defined_experiments.start_date)
+        and (defined_experiments.end_date is null
+             or events.date <= defined_experiments.end_date)
+    semi join exposed_visitors
+        on exposed_visitors.site = events.site
+        and exposed_visitors.experiment = defined_experiments.experiment
+        and exposed_visitors.visitor_id = events.visitor_id
     where (defined_experiments.goal_path_like is not null
-           and in_range_events.name = 'pageview'
-           and in_range_events.path like defined_experiments.goal_path_like escape '\')
+           and events.name = 'pageview'
+           and events.path like defined_experiments.goal_path_like escape '\')
         or (defined_experiments.goal_event is not null
-            and in_range_events.name = defined_experiments.goal_event)
+            and events.name = defined_experiments.goal_event)
 ),
 
 goal_prop_matches as (
