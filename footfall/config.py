@@ -150,6 +150,10 @@ class Live:
     )
     max_streams: int = doc("Concurrent live streams at most; more get 429", default=8)
     interval_s: float = doc("Seconds between live stream updates", default=5.0)
+    url: str | None = doc(
+        "Public URL of the live page (https://stats.example.com/live/), linked from the "
+        "dashboard", default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -399,8 +403,11 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
                     "`python -c 'import secrets; print(secrets.token_urlsafe())'`")
         if isinstance(cfg.live.max_streams, int) and not 1 <= cfg.live.max_streams <= 1000:
             problem("live.max_streams", "must be between 1 and 1000")
-        if isinstance(cfg.live.interval_s, float) and not 1 <= cfg.live.interval_s <= 60:
-            problem("live.interval_s", "must be between 1 and 60 seconds")
+        if isinstance(cfg.live.interval_s, float) and not 0.2 <= cfg.live.interval_s <= 60:
+            problem("live.interval_s", "must be between 0.2 and 60 seconds")
+        if cfg.live.url is not None and not re.match(r"https?://[^/\s]+/\S*$", cfg.live.url):
+            problem("live.url", f"'{cfg.live.url}' is not an http(s) URL like "
+                    "https://stats.example.com/live/")
 
 
 def _check_match(key: str, step: FunnelStep | Goal,
