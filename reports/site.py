@@ -121,7 +121,8 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
             view = contexts.page(site, period)
             files[f"{site.domain}/{period.filename}"] = page.render(
                 v=view, site=site, period=period, experiments=trials.get(site.domain, []),
-                experiments_csv="csv/experiments.csv").encode()
+                experiments_csv="csv/experiments.csv",
+                live_url=cfg.live.url if cfg.live.token else None).encode()
             folder = f"{site.domain}/csv/{period.key}"
             for name, body in _panel_csvs(site, period).items():
                 files[f"{folder}/{name}"] = body

@@ -304,3 +304,26 @@ def test_two_collectors_one_live_view_in_chromium(collector_process: Any, browse
     for proc in (one, two):
         _code, err = proc.stop()
         assert TOKEN not in err
+
+
+def test_the_dashboard_links_the_live_page_when_configured(make_config: Any) -> None:
+    from reports import render_site
+
+    url = "https://stats.example.com/live/"
+    cfg = make_config(live={"token": TOKEN, "url": url})
+    render_site(cfg)
+    page = (cfg.site_dir / "example.com" / "index.html").read_text()
+    assert f'href="{url}?site=example.com">Live visitors</a>' in page
+    cfg = make_config(live={"url": url})  # no token: the routes do not exist
+    render_site(cfg)
+    assert "Live visitors" not in (cfg.site_dir / "example.com" / "index.html").read_text()
+
+
+def test_docs_name_every_field_of_the_answer(tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "live.md").read_text()
+    answer = LiveReader(tmp_path).summary("example.com", Clock()())
+    for key in answer:
+        assert f"`{key}`" in text, key
+    for setting in ("live.token", "live.max_streams", "live.interval_s", "live.url"):
+        assert f"`{setting}`" in text, setting
+    assert str(live.MAX_EVENTS // 1000) + ",000" in text and f"{live.WINDOW_MINUTES} minutes" in text
