@@ -326,4 +326,4 @@ def test_docs_name_every_field_of_the_answer(tmp_path: Path) -> None:
         assert f"`{key}`" in text, key
     for setting in ("live.token", "live.max_streams", "live.interval_s", "live.url"):
         assert f"`{setting}`" in text, setting
-    assert str(live.MAX_EVENTS // 1000) + ",000" in text and f"{live.WINDOW_MINUTES} minutes" in text
+    assert f"{live.MAX_EVENTS:,}" in text and f"{live.WINDOW_MINUTES} minutes" in text
