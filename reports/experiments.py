@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from footfall.config import Config
+from footfall.marts import OTHER
 from footfall.sqltext import literal
 from reports.data import local_today
 
@@ -140,7 +141,7 @@ def views(rows: list[Result], today: date,
                          "the split is broken, so the comparison cannot be trusted")
         words += [verdict(r.variant, r.conversion_rate,
                           control.conversion_rate if control else None, r.p_value, running)
-                  for r in mine if not r.is_control]
+                  for r in mine if not r.is_control and r.variant != OTHER]
         out.append(ExperimentView(
             name=name, first_date=first.first_date, last_date=first.last_date,
             days=first.days, running=running, contaminated=first.contaminated_visitors,

@@ -343,3 +343,21 @@ def test_the_definitions_are_in_docs_metrics() -> None:
         "below 5, Fisher's exact test",
     ]:
         assert sentence in text.replace("**", ""), sentence
+
+
+def test_endless_variants_are_bounded(tmp_path: Path) -> None:
+    """Variants are whatever the prop arrives with: 30 of them keep the control and the 20
+    largest, the rest add up into '(other)', which no split expects."""
+    t = Traffic([])
+    at = START + timedelta(days=1)
+    visitor = itertools.count(1)
+    for k in range(30):
+        for _ in range(40 - k if k else 5):  # the control is the smallest, and still kept
+            variant = "A" if k == 0 else f"v{k:02d}"
+            t.add(f"{next(visitor):016x}", at, "pageview", props={"rules": variant})
+    rows = _run_rules(tmp_path, t.lines)
+    assert len(rows) == 22 and "A" in rows and "v20" in rows and "v21" not in rows
+    assert rows["(other)"]["visitors"] == sum(40 - k for k in range(21, 30))
+    assert rows["(other)"]["p_value"] is None and rows["(other)"]["expected_share"] == 0
+    assert all(r["has_srm"] for r in rows.values())
+    assert rows["v01"]["expected_share"] == pytest.approx(1 / 21)

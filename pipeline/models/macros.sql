@@ -51,6 +51,8 @@ create or replace temp macro is_interactive_event(event_name, interactive) as
 create or replace temp macro max_event_names() as 1000;
 create or replace temp macro max_prop_keys() as 1000;
 create or replace temp macro max_prop_values() as 1000;
+-- experiment_results: variants of one experiment besides the control; the rest are '(other)'.
+create or replace temp macro max_experiment_variants() as 20;
 
 -- The statistics of experiment_results (docs/metrics.md). DuckDB has no erf: this is the
 -- Chebyshev fit of Numerical Recipes (erfcc), relative error below 1.2e-7 everywhere, so a

@@ -160,7 +160,7 @@ contamination as (
     group by site, experiment
 ),
 
-observed_counts as (
+variant_visitors as (
     select
         visitor_variants.site,
         visitor_variants.experiment,
@@ -170,6 +170,31 @@ observed_counts as (
     from visitor_variants
     left join converted_visitors using (site, experiment, visitor_id)
     where visitor_variants.variants_seen = 1
+    group by all
+),
+
+-- Variants are whatever values the prop arrives with: past the control and the largest
+-- max_experiment_variants() others, they are added up into one '(other)' row, which no split
+-- expects (so it is a sample-ratio mismatch) and which is compared with nothing.
+observed_counts as (
+    select
+        ranked.site,
+        ranked.experiment,
+        case when ranked.variant_rank > max_experiment_variants() then '(other)'
+             else ranked.variant end as variant,
+        sum(ranked.visitors)::bigint as visitors,
+        sum(ranked.converting_visitors)::bigint as converting_visitors
+    from (
+        select
+            variant_visitors.*,
+            row_number() over (
+                partition by variant_visitors.site, variant_visitors.experiment
+                order by variant_visitors.variant = defined_experiments.control desc,
+                    variant_visitors.visitors desc, variant_visitors.variant
+            ) - 1 as variant_rank
+        from variant_visitors
+        join defined_experiments using (site, experiment)
+    ) as ranked
     group by all
 ),
 
@@ -195,7 +220,9 @@ variant_counts as (
         coalesce(observed_counts.visitors, 0) as visitors,
         coalesce(observed_counts.converting_visitors, 0) as converting_visitors,
         case
-            when has_weights.site is null then 1 / count(*) over experiment
+            when all_variants.variant = '(other)' then 0.0
+            when has_weights.site is null
+                then 1 / count(*) filter (where all_variants.variant <> '(other)') over experiment
             else coalesce(defined_weights.weight, 0)
                 / sum(coalesce(defined_weights.weight, 0)) over experiment
         end as expected_share
@@ -272,6 +299,7 @@ comparisons as (
         and control.experiment = variant.experiment
         and control.is_control
     where not variant.is_control
+        and variant.variant <> '(other)'
         and variant.visitors > 0
         and control.visitors > 0
 ),
