@@ -194,9 +194,13 @@ def csv_rows(rows: list[ExperimentView]) -> tuple[list[str], list[list[object]]]
               "relative_uplift", "p_value", "test", "contaminated_visitors", "srm_p_value",
               "has_srm"]
     body: list[list[object]] = [
-        [x.name, v.variant, v.is_control, x.first_date, x.last_date, x.days, v.visitors,
-         v.converting, v.rate, v.rate_low, v.rate_high, v.relative_uplift, v.p_value, v.test,
-         x.contaminated, x.srm_p_value, x.has_srm]
+        [x.name, v.variant, _bool(v.is_control), x.first_date, x.last_date, x.days,
+         v.visitors, v.converting, v.rate, v.rate_low, v.rate_high, v.relative_uplift,
+         v.p_value, v.test, x.contaminated, x.srm_p_value, _bool(x.has_srm)]
         for x in rows for v in x.variants
     ]
     return header, body
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"  # as the exports (DuckDB) write booleans
