@@ -8,7 +8,9 @@ reading that consistent old state; the next open sees the new one. A crash at an
 leaves the last published state, and the next run starts again from it.
 
 Only one run works at a time (`data_dir/.pipeline/run.lock`); a second one fails at once
-with a clear message.
+with a clear message. While it holds the lock, a run creates files 0640 and folders 0750
+(umask 027): the database, the quarantine and the exports hold what visitors did, and are
+not for every local user to read.
 """
 
 from __future__ import annotations
@@ -44,22 +46,30 @@ def tmp_dir(cfg: Config) -> Path:
     return work_dir(cfg) / "tmp"
 
 
+#: What a run's files and folders may not grant: nothing to others, no writing to the group.
+UMASK = 0o027
+
+
 @contextlib.contextmanager
 def run_lock(cfg: Config) -> Iterator[None]:
-    work_dir(cfg).mkdir(parents=True, exist_ok=True)
-    path = work_dir(cfg) / "run.lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PipelineError(
-                f"another footfall run is working on {cfg.data_dir} (lock {path}); "
-                "try again when it has finished"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    previous = os.umask(UMASK)
+    try:
+        work_dir(cfg).mkdir(parents=True, exist_ok=True)
+        path = work_dir(cfg) / "run.lock"
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PipelineError(
+                    f"another footfall run is working on {cfg.data_dir} (lock {path}); "
+                    "try again when it has finished"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    finally:
+        os.umask(previous)
 
 
 def clean_work_files(cfg: Config) -> None:

@@ -45,6 +45,7 @@ class RunSummary:
     new_events: int = 0
     duplicate_events: int = 0
     quarantined: int = 0
+    skipped_files: int = 0  # log files (or .gz tails) not read: links, unreadable, bombs
     unexplained: int = 0  # refused by DuckDB but not by the Python check (should stay 0)
     visitors_recomputed: int = 0
     days_rebuilt: int = 0
@@ -65,6 +66,8 @@ class RunSummary:
             text += f"; {self.duplicate_events:,} duplicate ids skipped"
         if self.quarantined:
             text += f"; {self.quarantined:,} malformed lines quarantined"
+        if self.skipped_files:
+            text += f"; {self.skipped_files} log files skipped (see the warnings)"
         return text
 
 
@@ -211,7 +214,8 @@ def _run(
         fresh = full or not cfg.database.exists()
         rebuild_all = not fresh and old_fingerprint != new_fingerprint
         with show.step(summary, "plan"):
-            slices = sources.plan(cfg.logs_dir, known, tmp, full=fresh)
+            slices, skipped = sources.plan(cfg.logs_dir, known, tmp, full=fresh)
+            summary.skipped_files = len(skipped)
         if not slices and not rebuild_all and since is None and not fresh:
             summary.seconds = round(time.perf_counter() - started, 3)
             return summary
@@ -300,10 +304,9 @@ def _build(run: Run, new_fingerprint: str) -> None:
             "select file, count(*) from stg_log_lines where not is_valid group by file"
         ).fetchall())
         for s in run.slices:
-            found = quarantine.find(s, sites) if str(s.path) in refused_by_file else []
-            quarantine.record(con, s, found)
-            summary.quarantined += len(found)
-            summary.unexplained += max(0, refused_by_file.get(str(s.path), 0) - len(found))
+            found = quarantine.store(con, s, sites, refused_by_file.get(str(s.path), 0))
+            summary.quarantined += found.lines
+            summary.unexplained += found.unexplained
 
     with show.step(summary, "model"):
         for name in models.order():

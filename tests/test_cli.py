@@ -235,31 +235,33 @@ def test_read_only_site_dir(published: Config, command: str) -> None:
     assert site_files(published) == before
 
 
-def test_unreadable_logs(workspace: Config) -> None:
+def test_unreadable_logs_are_skipped_with_a_warning_that_says_what_to_do(
+        workspace: Config) -> None:
+    """A malformed or unreadable log is never fatal (issue 11): the run goes on without it,
+    says so on stderr with the fix, and reads it once it is readable again."""
     (log,) = workspace.logs_dir.rglob("*.jsonl")
     log.chmod(0)
     try:
         res = footfall("run", "--config", str(workspace.source), as_a_user=True)
     finally:
         log.chmod(0o644)
-    line = one_line(res.returncode, res.stderr)
-    assert line == (f"footfall run: Permission denied: {log}; give the user footfall runs as "
-                    "access to it (chown or chmod)")
-    assert not workspace.database.exists()
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert res.stderr == ("data_dir/logs/2026/a.jsonl cannot be read (Permission denied): give "
+                          "the user footfall runs read access to it (chown or chmod); it is "
+                          "tried again next run\n")
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/sources.py discover(): os.walk skips a folder "
-                   "it cannot read; it needs an onerror that raises")
-def test_unreadable_log_folder(workspace: Config) -> None:
+def test_an_unreadable_log_folder_is_skipped_with_a_warning(workspace: Config) -> None:
     (log,) = workspace.logs_dir.rglob("*.jsonl")
     log.parent.chmod(0)
     try:
         res = footfall("run", "--config", str(workspace.source), as_a_user=True)
     finally:
         log.parent.chmod(0o755)
-    line = one_line(res.returncode, res.stderr)
-    assert line == (f"footfall run: Permission denied: {log.parent}; give the user footfall "
-                    "runs as access to it (chown or chmod)")
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert res.stderr == ("data_dir/logs/2026 cannot be listed (Permission denied): give the "
+                          "user footfall runs read access to it (chown or chmod); its files are "
+                          "read once it can be\n")
 
 
 # --- the config and the entry points -----------------------------------------------------

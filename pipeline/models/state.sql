@@ -15,10 +15,13 @@ create table if not exists pipeline.state (key varchar primary key, value varcha
 -- One summary per run.
 create table if not exists pipeline.runs (finished_at timestamp, summary json);
 
--- Refused log lines and why.
+-- Refused log lines and why: the first of each file (pipeline/quarantine.py, KEEP_LINES).
 create table if not exists pipeline.quarantine (
     source varchar, "offset" bigint, reason varchar, line varchar
 );
+
+-- How many lines each read of a file refused, kept or not.
+create table if not exists pipeline.quarantine_counts (source varchar, start bigint, lines bigint);
 
 -- What each raw day file holds, so a run rewrites only the days whose rows changed.
 create table if not exists pipeline.raw_exports (
