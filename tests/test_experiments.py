@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pipeline_oracle as oracle
 import pytest
-from test_pipeline import make_cfg
+from test_pipeline import assert_checks_pass, make_cfg
 
 import pipeline
 from footfall.config import Config
@@ -101,6 +101,10 @@ def built_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 @pytest.fixture(scope="module")
 def built(built_cfg: Config) -> dict[tuple[str, str], dict[str, Any]]:
     return _results(built_cfg)
+
+
+def test_the_data_checks_pass(built_cfg: Config) -> None:
+    assert_checks_pass(built_cfg)  # pipeline/checks/experiment_figures_in_range.sql among them
 
 
 def test_counts_and_rates(built: dict[tuple[str, str], dict[str, Any]]) -> None:
