@@ -1,6 +1,6 @@
 -- The `pipeline` schema: the run's own bookkeeping (docs/schema.md). Not a contract: columns
 -- may change between versions. The runner executes this file at the start of every run;
--- tables the config describes (sites, funnels) are replaced, the rest kept.
+-- tables the config describes (sites, funnels, experiments) are replaced, the rest kept.
 
 create schema if not exists pipeline;
 
