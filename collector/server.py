@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
+import signal
+import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -15,6 +20,7 @@ from aiohttp import web, web_response
 from collector.app import METRICS, create_app
 from collector.metrics import Metrics
 from footfall.config import Collector, Config
+from footfall.errors import CollectorError
 
 SHUTDOWN_S = 10.0
 # Written straight to a connection over collector.max_connections, before aiohttp sees it.
@@ -47,19 +53,37 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("aiohttp.access").disabled = True
 
 
-def serve(config: Config, host: str | None = None, port: int | None = None) -> None:
+def serve(config: Config, host: str | None = None, port: int | None = None,
+          workers: int | None = None) -> None:
+    """Run the collector until SIGTERM: in this process, or as `workers` processes sharing
+    the port (collector.workers; 0 = one per core) under a parent that restarts them."""
+    _prepare_process()
+    host = host or config.collector.host
+    port = config.collector.port if port is None else port
+    count = config.collector.workers if workers is None else workers
+    count = count or os.cpu_count() or 1
+    if count == 1:
+        _log.info("listening", extra={"fields": {"host": host, "port": port}})
+        _run(config, host, port, reuse_port=False)
+    else:
+        _supervise(config, host, port, count)
+
+
+_log = logging.getLogger("footfall.collector")
+
+
+def _prepare_process() -> None:
     configure_logging()
     # Log files and folders: the collector's group may read them, other users may not.
     os.umask(0o027)
     # aiohttp names itself and its version in every answer, even its own 400s; say less.
     setattr(web_response, "SERVER_SOFTWARE", "footfall")  # noqa: B010 (not exported)
-    host = host or config.collector.host
-    port = config.collector.port if port is None else port
-    logging.getLogger("footfall.collector").info(
-        "listening", extra={"fields": {"host": host, "port": port}})
+
+
+def _run(config: Config, host: str, port: int, reuse_port: bool) -> None:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(config, host, port))
+    main = loop.create_task(_serve(config, host, port, reuse_port))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM/SIGINT, raised by the runner
@@ -73,7 +97,72 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
         loop.close()
 
 
-async def _serve(config: Config, host: str, port: int) -> None:
+#: A worker that exits within this many seconds of its start, this many times in a row, is
+#: not started again: something (a port in use, a config the OS refuses) stops every start.
+_EARLY_EXIT_S, _EARLY_EXITS = 5.0, 5
+
+
+def _supervise(config: Config, host: str, port: int, count: int) -> None:
+    """Start `count` workers on one port (SO_REUSEPORT: the kernel spreads connections), start
+    one again when it dies, and on SIGTERM or SIGINT pass SIGTERM on and wait for each to
+    drain. Each worker has its own log files (their names carry its pid)."""
+    # Hold the port here first: a port another program uses fails now, as one clear error,
+    # and port 0 is chosen once for every worker.
+    holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        holder.bind((host, port))
+    except OSError:
+        holder.close()
+        raise
+    port = int(holder.getsockname()[1])
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    context = multiprocessing.get_context("spawn")
+
+    def start() -> tuple[multiprocessing.process.BaseProcess, float]:
+        proc = context.Process(target=_worker, args=(config, host, port), daemon=False)
+        proc.start()
+        return proc, time.monotonic()
+
+    _log.info("listening", extra={"fields": {"host": host, "port": port, "workers": count}})
+    workers = [start() for _ in range(count)]
+    early = 0
+    try:
+        while not stopping.wait(0.2):
+            for i, (proc, started) in enumerate(workers):
+                if proc.is_alive():
+                    continue
+                quick = time.monotonic() - started < _EARLY_EXIT_S
+                early = early + 1 if quick else 0
+                _log.warning("worker exited; starting another", extra={"fields": {
+                    "pid": proc.pid, "exitcode": proc.exitcode}})
+                if early >= _EARLY_EXITS:
+                    raise CollectorError(
+                        f"collector workers keep exiting as they start (exit code "
+                        f"{proc.exitcode}); run `footfall collect --workers 1` to see why")
+                workers[i] = start()
+    finally:
+        for proc, _ in workers:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_S + 5
+        for proc, _ in workers:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        holder.close()
+
+
+def _worker(config: Config, host: str, port: int) -> None:
+    """One worker process: the same server, bound with SO_REUSEPORT."""
+    _prepare_process()
+    _run(config, host, port, reuse_port=True)
+
+
+async def _serve(config: Config, host: str, port: int, reuse_port: bool) -> None:
     app = create_app(config)
     settings = config.collector
     runner = web.AppRunner(app, handle_signals=True, access_log=None,
@@ -82,7 +171,7 @@ async def _serve(config: Config, host: str, port: int) -> None:
     try:
         assert runner.server is not None
         _cap_connections(runner.server, settings, app[METRICS])
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()  # until a signal ends the loop
     finally:
         await runner.cleanup()

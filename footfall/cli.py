@@ -37,16 +37,28 @@ def command(
     return register
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of workers from 0 to 256")
+    return value
+
+
 def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="override collector.host")
     p.add_argument("--port", type=int, help="override collector.port")
+    p.add_argument("--workers", type=_count, metavar="N",
+                   help="override collector.workers: N processes on one port (0 = one per core)")
 
 
 @command("collect", "Run the beacon collector daemon.",
          "footfall collect --config /etc/footfall/config.yaml", _collect_args)
 def _collect(cfg: Config, args: argparse.Namespace) -> int:
     batch.check_data_dir(cfg)  # else it would start, and answer every beacon with a 503
-    serve(cfg, host=args.host, port=args.port)
+    serve(cfg, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -74,6 +74,11 @@ class Collector:
         "Beacons per minute from one client IP (burst included); more get 429; 0 turns it off",
         default=600,
     )
+    workers: int = doc(
+        "Collector processes sharing the port (SO_REUSEPORT), each with its own log files; "
+        "0 = one per core",
+        default=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -363,6 +368,8 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
                     "must be at least 1; keep it below the process's open-file limit")
         if isinstance(col.rate_limit_per_min, int) and col.rate_limit_per_min < 0:
             problem("collector.rate_limit_per_min", "must be 0 (off) or more")
+        if isinstance(col.workers, int) and not 0 <= col.workers <= 256:
+            problem("collector.workers", "must be 0 (one per core) to 256")
         if col.geoip_database is not None and not col.geoip_database.is_file():
             problem("collector.geoip_database", f"no file at {col.geoip_database}; "
                     "point it at a GeoLite2-Country.mmdb or remove the key")

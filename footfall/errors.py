@@ -4,6 +4,7 @@
      ├── ConfigError              the config file is missing, unreadable or invalid
      ├── BeaconError              a beacon was refused; carries the HTTP status and reason
      ├── StorageError             an event could not be handed to the OS (disk full, perms)
+     ├── CollectorError           the collector cannot keep serving (its workers keep dying)
      ├── PipelineError            footfall run/check could not finish; the last good state stays
      └── WorkspaceError           a folder or file the config names cannot be used as it is
                                   (data_dir is a file, site_dir is missing or read-only, no
@@ -41,6 +42,10 @@ class BeaconError(FootfallError):
 
 class StorageError(FootfallError):
     """The log could not be written; the collector answers 503 and keeps running."""
+
+
+class CollectorError(FootfallError):
+    """The collector cannot keep serving: its worker processes exit as soon as they start."""
 
 
 class PipelineError(FootfallError):

@@ -148,9 +148,11 @@ def test_exports_are_rewritten_identically_by_a_full_run(tmp_path: Path, min_vis
             if p.parent.name == "raw" else p.read_bytes() for p in root.rglob("*.csv")}
         con = duckdb.connect()
         for stem in (m.export for m in MARTS if m.per_site_csv):
+            parts = root / "parquet" / stem
             files[stem] = sorted(con.execute(
                 "select * from read_parquet(?, hive_partitioning = true)",
-                [str(root / "parquet" / stem / "**" / "*.parquet")]).fetchall(), key=repr)
+                [str(parts / "**" / "*.parquet")]).fetchall(), key=repr
+            ) if any(parts.rglob("*.parquet")) else []  # an empty mart writes no partition
         con.close()
         return files
 

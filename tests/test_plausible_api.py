@@ -18,7 +18,7 @@ from collector import beacon, enrich
 from collector.app import create_app
 from footfall import contract
 from footfall.errors import BeaconError
-from tests.conftest import CHROME_UA, Clock, read_lines
+from tests.helpers import CHROME_UA, Clock, read_lines
 
 UA = {"User-Agent": CHROME_UA, "Content-Type": "application/json"}
 DAYS_30_MS = 30 * 24 * 3600 * 1000

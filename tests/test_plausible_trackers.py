@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, read_lines
+from tests.helpers import IN_CI, read_lines
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
