@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from collector import live
 from collector.beacon import MAX_BODY, Payload, decode_body, decode_query, parse_query
 from collector.enrich import Dropped, Enricher
 from collector.identity import Clock, SaltStore, VisitorIds
@@ -58,6 +59,7 @@ def create_app(config: Config, *, clock: Clock = contract.now_ms) -> web.Applica
     app.cleanup_ctx.append(server_log_ctx)
     app.cleanup_ctx.append(storage_ctx)
     setup_routes(app)
+    live.setup(app, config, clock)
     return app
 
 

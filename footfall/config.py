@@ -14,6 +14,7 @@ import types
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,49 @@ class Funnel:
 
 
 @dataclass(frozen=True)
+class Goal:
+    path: str | None = doc("Converts on a pageview of this exact path or * glob", default=None)
+    event: str | None = doc("Converts on a custom event of this name", default=None)
+    props: dict[str, PropValue] | None = doc(
+        "With event: props the event must carry with these exact values", default=None
+    )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str = doc("Experiment name, unique per site")
+    site: str = doc("Domain of one of the configured sites")
+    prop: str = doc("The prop that carries the variant, e.g. variant")
+    control: str = doc("The control variant's value of the prop")
+    goal: Goal = doc("What counts as converting: a path or an event, like a funnel step")
+    event: str | None = doc(
+        "The event the variant arrives on; default: any event carrying the prop", default=None
+    )
+    start: date | None = doc("First local date counted (YYYY-MM-DD); default: no limit",
+                             default=None)
+    end: date | None = doc("Last local date counted (YYYY-MM-DD); default: still running",
+                           default=None)
+    weights: dict[str, float] | None = doc(
+        "Intended share of each variant, e.g. {A: 1, B: 1}; default: an even split of the "
+        "variants seen", default=None
+    )
+
+
+@dataclass(frozen=True)
+class Live:
+    token: str | None = doc(
+        "Bearer token for the live routes (/live/, /api/live); unset turns them off",
+        default=None,
+    )
+    max_streams: int = doc("Concurrent live streams at most; more get 429", default=8)
+    interval_s: float = doc("Seconds between live stream updates", default=5.0)
+    url: str | None = doc(
+        "Public URL of the live page (https://stats.example.com/live/), linked from the "
+        "dashboard", default=None,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = doc("Holds logs/, salts/, quarantine/ and footfall.duckdb",
                          default=Path("data"))
@@ -143,6 +187,8 @@ class Config:
     collector: Collector = doc("Beacon collector settings", default_factory=Collector)
     sessions: Sessions = doc("Sessionisation settings", default_factory=Sessions)
     funnels: list[Funnel] = doc("Conversion funnels", default_factory=list)
+    experiments: list[Experiment] = doc("A/B experiments", default_factory=list)
+    live: Live = doc("Live visitors on the collector", default_factory=Live)
     privacy: Privacy = doc("Small-count suppression in exports and the site",
                            default_factory=Privacy)
     pipeline: PipelineSettings = doc("Resources footfall run may use",
@@ -238,6 +284,17 @@ class _Loader:
                 return None
             path = Path(raw).expanduser()
             return path if path.is_absolute() else (self.base / path)
+        if tp is date:
+            # YAML reads an unquoted 2026-03-01 as a date already; a quoted one is text
+            if isinstance(raw, date) and not isinstance(raw, datetime):
+                return raw
+            if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+                try:
+                    return date.fromisoformat(raw)
+                except ValueError:
+                    pass
+            self.problem(key, f"expected a date like 2026-03-01, got {_kind(raw)}")
+            return None
         if tp is bool:
             if isinstance(raw, bool):
                 return raw
@@ -367,13 +424,56 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
         for j, step in enumerate(funnel.steps or []):
             if step is None:
                 continue
-            skey = f"{key}.steps[{j}]"
-            if (step.path is None) == (step.event is None):
-                problem(skey, "give exactly one of 'path' (a page) or 'event' (a custom event)")
-            if step.path is not None and not step.path.startswith("/"):
-                problem(f"{skey}.path", f"'{step.path}' must start with /")
-            if step.props is not None and step.event is None:
-                problem(f"{skey}.props", "props only apply to 'event' steps")
+            _check_match(f"{key}.steps[{j}]", step, problem)
+    _check_experiments(cfg, seen, problem)
+    if cfg.live is not None:
+        if cfg.live.token is not None and len(cfg.live.token) < 16:
+            problem("live.token", "use at least 16 characters, e.g. the output of "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe())'`")
+        if isinstance(cfg.live.max_streams, int) and not 1 <= cfg.live.max_streams <= 1000:
+            problem("live.max_streams", "must be between 1 and 1000")
+        if isinstance(cfg.live.interval_s, float) and not 0.2 <= cfg.live.interval_s <= 60:
+            problem("live.interval_s", "must be between 0.2 and 60 seconds")
+        if cfg.live.url is not None and not re.match(r"https?://[^/\s]+/\S*$", cfg.live.url):
+            problem("live.url", f"'{cfg.live.url}' is not an http(s) URL like "
+                    "https://stats.example.com/live/")
+
+
+def _check_match(key: str, step: FunnelStep | Goal,
+                 problem: typing.Callable[[str, str], None]) -> None:
+    """A funnel step or an experiment's goal: a page or a custom event, with its props."""
+    if (step.path is None) == (step.event is None):
+        problem(key, "give exactly one of 'path' (a page) or 'event' (a custom event)")
+    if step.path is not None and not step.path.startswith("/"):
+        problem(f"{key}.path", f"'{step.path}' must start with /")
+    if step.props is not None and step.event is None:
+        problem(f"{key}.props", "props only apply to an 'event'")
+
+
+def _check_experiments(cfg: Config, sites: set[str],
+                       problem: typing.Callable[[str, str], None]) -> None:
+    names: set[tuple[str, str]] = set()
+    for i, x in enumerate(cfg.experiments or []):
+        if x is None:
+            continue
+        key = f"experiments[{i}]"
+        if x.site and x.site not in sites:
+            problem(f"{key}.site", f"'{x.site}' is not one of sites[].domain "
+                    f"({', '.join(sorted(sites)) or 'none configured'})")
+        if (x.site, x.name) in names:
+            problem(f"{key}.name", f"experiment '{x.name}' is defined twice for {x.site}")
+        names.add((x.site, x.name))
+        if x.goal is not None:
+            _check_match(f"{key}.goal", x.goal, problem)
+        if x.start is not None and x.end is not None and x.end < x.start:
+            problem(f"{key}.end", f"{x.end} is before start {x.start}")
+        if x.weights is not None:
+            if len(x.weights) < 2:
+                problem(f"{key}.weights", "give a weight for each variant, at least two")
+            if x.control not in x.weights:
+                problem(f"{key}.weights", f"the control '{x.control}' needs a weight too")
+            if any(w <= 0 for w in x.weights.values() if isinstance(w, float)):
+                problem(f"{key}.weights", "every weight must be more than 0")
 
 
 def parse(raw: Any, base: Path, source: str = "config") -> Config:
@@ -442,7 +542,7 @@ def documented_keys() -> list[tuple[str, str, str]]:
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and not typing.get_args(tp):
-        return {"Path": "path", "str": "string", "int": "integer", "float": "number",
-                "bool": "boolean"}.get(tp.__name__, "mapping")
+        return {"Path": "path", "date": "date", "str": "string", "int": "integer",
+                "float": "number", "bool": "boolean"}.get(tp.__name__, "mapping")
     return str(tp).replace("typing.", "").replace("pathlib.Path", "path").replace(
         "footfall.config.", "")

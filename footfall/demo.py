@@ -1,6 +1,7 @@
 """`footfall demo`: a workspace with two months of realistic traffic, and the dashboard.
 
-    workspace      demo/config.yaml (two sites, two funnels), demo/data, demo/site
+    workspace      demo/config.yaml (two sites, two funnels, two A/B experiments),
+                   demo/data, demo/site
     past days      generated visits validated and enriched by the collector's own beacon
                    decoder and Enricher, and appended by its LogWriter (no HTTP, for speed)
     today          sent as real HTTP beacons to an in-process collector, with its clock set
@@ -9,8 +10,9 @@
 
 The traffic has weekday and hour-of-day seasonality, a growth trend and a launch spike,
 power-law page popularity, search, social, referral and direct sources, UTM campaigns,
-desktop, mobile and tablet, many countries, custom events with props, and funnels with
-realistic drop-off. It is seeded, so two runs on the same day look alike.
+desktop, mobile and tablet, many countries, custom events with props, funnels with
+realistic drop-off, and two running experiments, one with a real effect and one without.
+It is seeded, so two runs on the same day look alike.
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ DEMO_FUNNELS: list[dict[str, Any]] = [
         {"name": "Purchased", "event": "Purchase"},
     ]},
 ]
+#: Both run for the last EXPERIMENT_DAYS days: the pricing page's headline B really lifts
+#: signups (from 17% to 25% of the visits that see it); the checkout button's colour changes
+#: nothing. Variants go by the visitor id, so a visitor keeps its variant for the day.
+EXPERIMENT_DAYS = 21
+DEMO_EXPERIMENTS: list[dict[str, Any]] = [
+    {"name": "Pricing headline", "site": "example.com", "prop": "headline", "control": "A",
+     "goal": {"event": "Signup"}},
+    {"name": "Checkout button", "site": "shop.example.org", "prop": "button", "control": "blue",
+     "goal": {"event": "Purchase"}},
+]
+_SIGNUP_ON_PRICING = {"A": 0.17, "B": 0.25}
 
 # (user agent, screen width, weight). Real strings, parsed by the collector's own parser.
 AGENTS: list[tuple[str, int, float]] = [
@@ -260,13 +273,14 @@ def generate(now: datetime, days: int = DAYS, scale: float = 1.0, seed: int = 7)
                 ip = _pick(rng, country_weights)
                 for _ in range(2 if rng.random() < 0.1 else 1):
                     out += _visit(rng, prof, domain, tz, day, visitor, ip, page_weights,
-                                  spike=back in (prof.spike_day, prof.spike_day - 1))
+                                  spike=back in (prof.spike_day, prof.spike_day - 1),
+                                  experiments=back < EXPERIMENT_DAYS)
     return [e for e in out if e.at_ms <= now_ms]
 
 
 def _visit(rng: random.Random, prof: Profile, domain: str, tz: ZoneInfo, day: date,
-           visitor: str, ip: str, page_weights: list[tuple[str, float]], spike: bool
-           ) -> list[Event]:
+           visitor: str, ip: str, page_weights: list[tuple[str, float]], spike: bool,
+           experiments: bool = False) -> list[Event]:
     weights = [(s, s.weight * (4 if spike and s.utm and "launch" in str(s.utm) else 1))
                for s in prof.sources]
     source: Source = _pick(rng, weights)
@@ -297,12 +311,20 @@ def _visit(rng: random.Random, prof: Profile, domain: str, tz: ZoneInfo, day: da
     def emit(name: str, url: str, **kw: Any) -> None:
         events.append(Event(t, domain, visitor, agent, ip, name, url, **kw))
 
+    # from the id, not the generator: the traffic around the experiments stays as it was
+    half = int(visitor[:8], 16) % 2
+    variants = {"example.com": ("/pricing", "headline", "AB"[half]),
+                "shop.example.org": ("/checkout", "button", ("blue", "green")[half])}
+    page, prop, variant = variants[domain]
     while True:
         url = base + path + (query if views == 0 else "")
-        emit("pageview", url, referrer=source.referrer if views == 0 else None)
+        shown = experiments and path == page
+        emit("pageview", url, referrer=source.referrer if views == 0 else None,
+             props={prop: variant} if shown else None)
         views += 1
         dwell = int(min(900_000, rng.lognormvariate(math.log(35_000), 0.9)))
-        nxt, extra = _next(rng, prof, domain, path, page_weights)
+        nxt, extra = _next(rng, prof, domain, path, page_weights,
+                           variant if shown else None)
         for name, props in extra:
             t += rng.randrange(3_000, max(3_001, dwell // 2))
             emit(name, base + path, props=props)
@@ -317,7 +339,7 @@ def _visit(rng: random.Random, prof: Profile, domain: str, tz: ZoneInfo, day: da
 
 
 def _next(rng: random.Random, prof: Profile, domain: str, path: str,
-          page_weights: list[tuple[str, float]]
+          page_weights: list[tuple[str, float]], variant: str | None = None
           ) -> tuple[str | None, list[tuple[str, dict[str, contract.PropValue]]]]:
     """The next page of a visit and the custom events on this one (funnel logic lives here)."""
     extra: list[tuple[str, dict[str, contract.PropValue]]] = []
@@ -330,7 +352,7 @@ def _next(rng: random.Random, prof: Profile, domain: str, path: str,
         if rng.random() < 0.05:
             extra.append(("Outbound Link: Click",
                           {"url": _pick(rng, ev["Outbound Link: Click"]["url"])}))
-        if path == "/pricing" and rng.random() < 0.17:
+        if path == "/pricing" and rng.random() < _SIGNUP_ON_PRICING.get(variant or "A", 0.17):
             extra.append(("Signup", {"plan": _pick(rng, ev["Signup"]["plan"])}))
             return "/signup", extra
         if path == "/" and rng.random() < 0.42:
@@ -467,6 +489,7 @@ def write_workspace(folder: Path) -> Config:
         "sites": DEMO_SITES,
         "collector": {"host": "127.0.0.1", "port": 0, "trusted_proxies": ["127.0.0.1/32"]},
         "funnels": DEMO_FUNNELS,
+        "experiments": DEMO_EXPERIMENTS,
     }
     path.write_text(MARKER + "\n" + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return config_mod.load(path)

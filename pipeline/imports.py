@@ -209,7 +209,8 @@ def apply(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         f"left join (select site, min(date) as date from main.events group by site) first "
         f"using (site)")
     for mart in marts.MARTS:
-        if not models.table_exists(con, mart.table):
+        # an import holds days; a mart over whole ranges (experiment_results) takes none
+        if not models.table_exists(con, mart.table) or "date" not in {c.name for c in mart.columns}:
             continue
         con.execute(f"delete from main.{mart.table} using imported_days d "
                     f"where d.applies and main.{mart.table}.site = d.site "

@@ -16,7 +16,8 @@ how the runner materialises it:
                                                    (a full run): there it would be a copy
     -- materialized: incremental by site, date     a public table: the runner deletes the rows
                                                    whose key is in the affected set, then
-                                                   inserts the model's rows
+                                                   inserts the model's rows (`by site`: the
+                                                   rows of every site with an affected day)
     -- materialized: merge on event_id, updating a, b
                                                    a public table: rows with a new key are
                                                    inserted, existing rows get columns a, b
@@ -72,6 +73,8 @@ def order() -> tuple[str, ...]:
 AFFECTED = {
     ("site", "visitor_id"): "int_affected_visitors",
     ("site", "date"): "int_affected_days",
+    # whole-range results (experiments): every row of a site with any affected day
+    ("site",): "int_affected_days",
 }
 
 _NAMES = r"[a-z_]+(?:, [a-z_]+)*"
@@ -193,7 +196,7 @@ def materialise(
     elif model.kind == "merge":
         _merge(con, model, values)
     else:
-        affected = AFFECTED[(model.key[0], model.key[1])]
+        affected = AFFECTED[model.key]
         match = " and ".join(f"{model.name}.{k} = {affected}.{k}" for k in model.key)
         con.execute(f"delete from {model.name} using {affected} where {match}")
         con.execute(f"insert into {model.name} by name {model.sql}", values)

@@ -98,6 +98,11 @@ def fingerprint(cfg: Config) -> str:
             [f.site, f.name, [[s.name, s.path, s.event, s.props] for s in f.steps]]
             for f in cfg.funnels
         ],
+        "experiments": [
+            [x.site, x.name, x.prop, x.event, x.control, x.goal.path, x.goal.event,
+             x.goal.props, str(x.start), str(x.end), x.weights]
+            for x in cfg.experiments
+        ],
         "models": models.digest(),
         "raw_exports_published": cfg.exports.publish_raw,  # where the raw day files go
     }
@@ -128,6 +133,29 @@ def _seed(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
                         steps)
     if props:
         con.executemany("insert into pipeline.funnel_step_props values (?, ?, ?, ?, ?)", props)
+    _seed_experiments(con, cfg)
+
+
+def _json_path(key: str) -> str:
+    """A JSON path to one key, quoted, so a prop name is never read as path syntax."""
+    return "$." + json.dumps(key)
+
+
+def _seed_experiments(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    rows, props, weights = [], [], []
+    for x in cfg.experiments:
+        goal = x.goal
+        rows.append([x.site, x.name, _json_path(x.prop), x.event, x.control, goal.path,
+                     _like(goal.path) if goal.path else None, goal.event,
+                     len(goal.props or {}), x.start, x.end])
+        props += [[x.site, x.name, _json_path(k), _prop_text(v)]
+                  for k, v in (goal.props or {}).items()]
+        weights += [[x.site, x.name, k, w] for k, w in (x.weights or {}).items()]
+    for table, values in (("experiments", rows), ("experiment_goal_props", props),
+                          ("experiment_weights", weights)):
+        if values:
+            marks = ", ".join("?" * len(values[0]))
+            con.executemany(f"insert into pipeline.{table} values ({marks})", values)
 
 
 def _known(con: duckdb.DuckDBPyConnection | None) -> tuple[dict[str, sources.Consumed], str | None]:

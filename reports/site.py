@@ -7,6 +7,7 @@
     site_dir/<domain>/csv/<period>/<panel>.csv  the full list behind each panel
     site_dir/<domain>/<period>/<panel>-<n>.html the dashboard filtered to row n of a panel
     site_dir/<domain>/downloads.html            every CSV of the site, by period
+    site_dir/<domain>/csv/experiments.csv       the Experiments section (whole ranges)
     site_dir/exports/                           written by the pipeline, never touched here
 
 Every file is rendered in memory first. A file whose bytes are unchanged is not rewritten;
@@ -31,7 +32,7 @@ import jinja2
 from footfall import csvcell, marts
 from footfall.config import Config
 from footfall.periods import Period
-from reports import contexts, data
+from reports import contexts, data, experiments
 from reports import format as fmt
 
 MANIFEST = ".footfall-site"
@@ -119,6 +120,7 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
     now = now or datetime.now(UTC)
     env = environment()
     sites = data.load(cfg, now)
+    trials = experiments.load(cfg, now)
     files: dict[str, bytes] = {}
     files["style.css"] = env.get_template("style.css").render().encode()
     page = env.get_template("period.html")
@@ -129,12 +131,16 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
         for period in site.periods:
             view = contexts.page(site, period, links[period.key], setup)
             files[f"{site.domain}/{period.filename}"] = page.render(
-                v=view, site=site, period=period).encode()
+                v=view, site=site, period=period, experiments=trials.get(site.domain, []),
+                experiments_csv="csv/experiments.csv",
+                live_url=cfg.live.url if cfg.live.token else None).encode()
             for (panel, value), rel in links[period.key].items():
                 filtered = site.filtered[(panel, value)]
+                # experiments cover whole ranges, not a filter: only the unfiltered page has them
                 files[f"{site.domain}/{rel}"] = page.render(
                     v=contexts.filtered_page(site, filtered, period, links), site=filtered,
-                    period=period).encode()
+                    period=period, experiments=[], experiments_csv="",
+                    live_url=cfg.live.url if cfg.live.token else None).encode()
             folder = f"{site.domain}/csv/{period.key}"
             for name, body in _panel_csvs(site, period).items():
                 files[f"{folder}/{name}"] = body
@@ -144,6 +150,9 @@ def build(cfg: Config, now: datetime | None = None) -> dict[str, bytes]:
             site=site, periods=site.periods,
             files=[p.csv for _m, p in marts.panels()] + ["timeseries.csv", "funnels.csv"],
             exports=[f"{m.export}.csv" for m in marts.MARTS if m.per_site_csv]).encode()
+        if site.domain in trials:
+            files[f"{site.domain}/csv/experiments.csv"] = to_csv(
+                *experiments.csv_rows(trials[site.domain]))
     files["index.html"] = env.get_template("index.html").render(
         v=contexts.index(sites), generated=fmt.stamp(now.astimezone(UTC))).encode()
     return files

@@ -51,3 +51,36 @@ create or replace temp macro is_interactive_event(event_name, interactive) as
 create or replace temp macro max_event_names() as 1000;
 create or replace temp macro max_prop_keys() as 1000;
 create or replace temp macro max_prop_values() as 1000;
+-- experiment_results: variants of one experiment besides the control; the rest are '(other)'.
+create or replace temp macro max_experiment_variants() as 20;
+
+-- The statistics of experiment_results (docs/metrics.md). DuckDB has no erf: this is the
+-- Chebyshev fit of Numerical Recipes (erfcc), relative error below 1.2e-7 everywhere, so a
+-- tiny p-value keeps its digits. The normal's two-sided tail beyond |z| is erfc(|z|/√2).
+create or replace temp macro erfc_approx(x) as (
+    with t as (select 1 / (1 + 0.5 * abs(x)) as t)
+    select
+        case when x >= 0 then v else 2 - v end
+    from (
+        select t * exp(-abs(x) * abs(x) - 1.26551223 + t * (1.00002368 + t * (0.37409196
+            + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398
+            + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))) as v
+        from t
+    )
+);
+
+-- ln C(n, k).
+create or replace temp macro ln_choose(n, k) as lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
+
+-- The upper tail of the chi-square distribution with df degrees of freedom beyond x, in
+-- closed form for whole df (even: a Poisson sum; odd: the normal tail plus a finite series).
+create or replace temp macro chi_square_tail(x, df) as
+    case
+        when x is null or df is null or df < 1 then null
+        when x <= 0 then 1.0
+        when df % 2 = 0 then list_sum(list_transform(range(0, df // 2),
+            lambda i: exp(-x / 2 + i * ln(x / 2) - lgamma(i + 1))))
+        else erfc_approx(sqrt(x / 2)) + coalesce(list_sum(list_transform(range(1, (df - 1) // 2 + 1),
+            lambda i: exp(-x / 2 + 0.5 * ln(2 * x / pi()) + (i - 1) * ln(x)
+                     - (lgamma(2 * i + 1) - i * ln(2) - lgamma(i + 1))))), 0)
+    end;

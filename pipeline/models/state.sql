@@ -1,6 +1,6 @@
 -- The `pipeline` schema: the run's own bookkeeping (docs/schema.md). Not a contract: columns
 -- may change between versions. The runner executes this file at the start of every run;
--- tables the config describes (sites, funnels) are replaced, the rest kept.
+-- tables the config describes (sites, funnels, experiments) are replaced, the rest kept.
 
 create schema if not exists pipeline;
 
@@ -38,4 +38,19 @@ create or replace table pipeline.funnel_definitions (
 
 create or replace table pipeline.funnel_step_props (
     site varchar, funnel varchar, step integer, prop varchar, value varchar
+);
+
+create or replace table pipeline.experiments (
+    site varchar, experiment varchar, prop_path varchar, event_name varchar, control varchar,
+    goal_path varchar, goal_path_like varchar, goal_event varchar, goal_prop_count integer,
+    start_date date, end_date date
+);
+
+create or replace table pipeline.experiment_goal_props (
+    site varchar, experiment varchar, prop_path varchar, value varchar
+);
+
+-- Configured weights; an experiment without any is checked against an even split.
+create or replace table pipeline.experiment_weights (
+    site varchar, experiment varchar, variant varchar, weight double
 );
