@@ -104,3 +104,13 @@ class CollectorProcess:
             self.proc.kill()
             _, err = self.proc.communicate()
         return self.proc.returncode, err.decode(errors="replace")
+
+
+#: FOOTFALL_LONG=1 (`make fuzz`, `make soak`) switches the adversarial tests to their long
+#: modes: more cases, every variant. Quick mode runs a sample of the same tests, never a skip.
+LONG = os.environ.get("FOOTFALL_LONG", "") == "1"
+
+
+def scaled(quick: int, long: int) -> int:
+    """A count for the current mode."""
+    return long if LONG else quick
