@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import http.client
 import ipaddress
@@ -13,12 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
-import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall import contract
-from tests.helpers import CHROME_UA, read_lines
+from tests.helpers import CHROME_UA, hammer, numbered_beacon, read_lines
 
 DISTINCT_IP = "81.2.69.160"  # a public address with a known country (GB)
 DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
@@ -52,38 +50,16 @@ def post(url: str, body: bytes,
         conn.close()
 
 
-def event(i: int, **extra: Any) -> bytes:
-    return json.dumps({"n": "pageview", "u": f"https://example.com/p/{i}", "d": "example.com",
-                       "p": {"seq": i}, **extra}).encode()
+event = numbered_beacon
 
 
 def test_kill_9_under_load_loses_no_acknowledged_event(collector_process: Any,
                                                        tmp_path: Path) -> None:
     # One client IP sends thousands of events: the rate limit stays on but out of reach.
     proc = collector_process(collector={"fsync_interval_s": 5.0, "rate_limit_per_min": 10**9})
-    acked: set[int] = set()
-
-    async def load() -> None:
-        async with aiohttp.ClientSession() as session:
-            counter = iter(range(1_000_000))
-
-            async def worker() -> None:
-                for i in counter:
-                    try:
-                        async with session.post(f"{proc.url}/api/event", data=event(i),
-                                                headers={"User-Agent": CHROME_UA}) as resp:
-                            if resp.status == 202:
-                                acked.add(i)
-                    except (aiohttp.ClientError, OSError):
-                        return
-
-            workers = [asyncio.create_task(worker()) for _ in range(16)]
-            while len(acked) < 1500:
-                await asyncio.sleep(0.01)
-            os.kill(proc.proc.pid, signal.SIGKILL)  # mid-load, with requests in flight
-            await asyncio.gather(*workers)
-
-    asyncio.run(asyncio.wait_for(load(), timeout=120))
+    # killed mid-load, with requests in flight
+    acked = hammer(proc.url, 0, lambda acked: len(acked) >= 1500,
+                   lambda: os.kill(proc.proc.pid, signal.SIGKILL))
     proc.proc.wait()
     logged = [line["props"]["seq"] for line in read_lines(tmp_path / "data")]
     assert len(logged) == len(set(logged))
