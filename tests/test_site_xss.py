@@ -132,9 +132,9 @@ INJECTED = """() => {
             + 'marquee, dialog, isindex, keygen, math, foreignObject, use, set, '
             + 'animate, template, noscript, xmp, plaintext, b, i').length,
         handlers: all.filter(e => [...e.attributes].some(a => /^on/i.test(a.name))).length,
-        urls: [...document.body.querySelectorAll('*')].filter(e => [...e.attributes].some(a => /^\\s*(javascript|data|vbscript):/i
-            .test(a.value) && /^(href|src|action|formaction|data|xlink:href)$/i.test(a.name)))
-            .length,
+        urls: [...document.body.querySelectorAll('*')].filter(e => [...e.attributes].some(
+            a => /^\\s*(javascript|data|vbscript):/i.test(a.value)
+                 && /^(href|src|action|formaction|data|xlink:href)$/i.test(a.name))).length,
         styles: all.filter(e => /expression\\(|url\\(/i.test(e.getAttribute('style') || ''))
             .length,
     };
