@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,39 @@ def hammer(url: str, first: int, enough: Callable[[set[int]], bool],
 
     asyncio.run(asyncio.wait_for(load(), timeout=180))
     return acked
+
+
+@contextmanager
+def tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `mnt`: a real full disk, not a simulated one. Needs root, which CI
+    has: there a failure to mount fails the test instead of skipping it."""
+    import pytest
+
+    mnt.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs to fill: {res.stderr}")
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the file system under `folder` until at most `leave` bytes are free."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+            if free <= leave:
+                break
+            os.write(fd, b"\0" * min(1 << 20, max(512, free - leave)))
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return filler

@@ -22,7 +22,7 @@ import pipeline_oracle as oracle
 import pytest
 
 from pipeline.steps import KILL_AT_STEP
-from tests.helpers import LONG
+from tests.helpers import LONG, fill, tmpfs
 from tests.test_pipeline_process import make_cfg, snapshot
 
 ROOT = Path(__file__).parent.parent
@@ -114,3 +114,28 @@ def test_kill_9_at_each_step_then_a_rerun_equals_a_clean_run(
     assert any(name.startswith("quarantine") for name in want)
     for name in want:
         assert got[name] == want[name], f"{name} differs from a clean run's after a kill at {step}"
+
+
+def test_a_full_disk_fails_the_run_cleanly_and_the_next_run_succeeds(
+        prepared: tuple[Path, Path], tmp_path: Path) -> None:
+    base, clean = prepared
+    with tmpfs(tmp_path / "disk", "64m") as disk:
+        root = disk / "full"
+        copy(base, root)
+        before = snapshot(root / "data" / "footfall.duckdb")
+        files_before = published_files(root)
+        # room for a few log lines, not for the run's private copy of the database
+        filler = fill(disk, leave=64 * 1024)
+        failed = run(root)
+        assert failed.returncode != 0
+        lines = failed.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("footfall run: "), failed.stderr
+        assert "No space left on device" in lines[0] and "Traceback" not in failed.stderr
+        assert snapshot(root / "data" / "footfall.duckdb") == before
+        assert published_files(root) == files_before
+        filler.unlink()
+        res = run(root)
+        assert res.returncode == 0, res.stderr
+        assert snapshot(root / "data" / "footfall.duckdb") == snapshot(
+            clean / "data" / "footfall.duckdb")
+        assert published_files(root) == published_files(clean)
