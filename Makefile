@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 # for test and lint. A dev install satisfies the demo too.
 RUNTIME_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench tracker clean
+.PHONY: demo test lint bench fuzz soak tracker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline --events 5200000 --memory-limit 3GB
 	$(BIN)/python -m bench.accesslog
 	$(BIN)/python -m bench.render
+
+# The adversarial suite's long modes (docs/guarantees.md): not part of `make test`.
+fuzz: $(STAMP)
+	FOOTFALL_LONG=1 $(BIN)/python -m pytest -q tests/test_adversarial_collector.py \
+		tests/test_adversarial_pipeline.py tests/test_collector_process.py $(PYTEST_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 tracker:
 	$(PYTHON) collector/static/build.py

@@ -360,6 +360,8 @@ def plan(
         except FileNotFoundError:  # rotated away since the listing
             continue
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # writing the copy: not the file's fault
+                raise
             skipped.append(Skipped(source, f"cannot be read ({exc.strerror or exc}): "
                                            f"{_ACCESS_FIX}; it is tried again next run"))
             continue

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +73,11 @@ class RunSummary:
         return text
 
 
+#: Test hook: a run whose environment names a step here kills itself with SIGKILL as that step
+#: starts, so tests can crash the pipeline at every stage (tests/test_adversarial_pipeline.py).
+KILL_AT_STEP = "FOOTFALL_TEST_KILL_AT_STEP"
+
+
 class Progress:
     """Step names and timings on a terminal; silent otherwise (cron)."""
 
@@ -79,6 +86,8 @@ class Progress:
 
     @contextmanager
     def step(self, summary: RunSummary, name: str) -> Iterator[None]:
+        if os.environ.get(KILL_AT_STEP) == name:
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.stream:
             print(f"footfall run: {name}…", end="", flush=True, file=self.stream)
         started = time.perf_counter()

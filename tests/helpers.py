@@ -3,6 +3,7 @@ collector as a real process. Fixtures that hand these out live in conftest.py.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,3 +107,89 @@ class CollectorProcess:
             self.proc.kill()
             _, err = self.proc.communicate()
         return self.proc.returncode, err.decode(errors="replace")
+
+
+#: FOOTFALL_LONG=1 (`make fuzz`, `make soak`) switches the adversarial tests to their long
+#: modes: more cases, every variant. Quick mode runs a sample of the same tests, never a skip.
+LONG = os.environ.get("FOOTFALL_LONG", "") == "1"
+
+
+def scaled(quick: int, long: int) -> int:
+    """A count for the current mode."""
+    return long if LONG else quick
+
+
+def numbered_beacon(i: int, **extra: Any) -> bytes:
+    """A pageview whose props carry `seq` = i, to find each acknowledged event again."""
+    return json.dumps({"n": "pageview", "u": f"https://example.com/p/{i}", "d": "example.com",
+                       "p": {"seq": i}, **extra}).encode()
+
+
+def hammer(url: str, first: int, enough: Callable[[set[int]], bool],
+           then: Callable[[], None], workers: int = 16) -> set[int]:
+    """Numbered beacons (seq from `first` up) from `workers` clients at once; once `enough`
+    of them are acknowledged, `then()` (a signal to the collector) runs with requests in
+    flight, and the clients go on until the collector stops answering. Returns the seqs
+    answered 202."""
+    import aiohttp
+
+    acked: set[int] = set()
+
+    async def load() -> None:
+        async with aiohttp.ClientSession() as session:
+            counter = iter(range(first, first + 10_000_000))
+
+            async def worker() -> None:
+                for i in counter:
+                    try:
+                        async with session.post(f"{url}/api/event", data=numbered_beacon(i),
+                                                headers={"User-Agent": CHROME_UA}) as resp:
+                            if resp.status == 202:
+                                acked.add(i)
+                    except (aiohttp.ClientError, OSError):
+                        return
+
+            tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+            while not enough(acked):
+                await asyncio.sleep(0.01)
+            then()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(asyncio.wait_for(load(), timeout=180))
+    return acked
+
+
+@contextmanager
+def tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `mnt`: a real full disk, not a simulated one. Needs root, which CI
+    has: there a failure to mount fails the test instead of skipping it."""
+    import pytest
+
+    mnt.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs to fill: {res.stderr}")
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the file system under `folder` until at most `leave` bytes are free."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+            if free <= leave:
+                break
+            os.write(fd, b"\0" * min(1 << 20, max(512, free - leave)))
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return filler

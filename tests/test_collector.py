@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from collector.app import create_app
 from footfall import contract
-from tests.helpers import CHROME_UA, GOOGLEBOT_UA, IN_CI, IPHONE_UA, Clock, read_lines
+from tests.helpers import CHROME_UA, GOOGLEBOT_UA, IPHONE_UA, Clock, fill, read_lines, tmpfs
 
 UA = {"User-Agent": CHROME_UA}
 PAGE = "https://example.com/pricing?utm_source=newsletter&utm_campaign=spring&secret=hunter2"
@@ -238,17 +237,9 @@ async def test_health_and_metrics(client: Any) -> None:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Any:
-    """A 256 KiB tmpfs as data_dir: a real full disk, not a simulated one."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        if IN_CI:  # CI runs as root: there the full-disk test must run
-            pytest.fail(f"cannot mount a tmpfs to fill: {res.stderr}")
-        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """A 256 KiB tmpfs as data_dir."""
+    with tmpfs(tmp_path / "tiny", "256k") as mnt:
+        yield mnt
 
 
 async def test_full_disk_gives_503_and_recovers(aiohttp_client: Any, make_config: Any,
@@ -256,15 +247,7 @@ async def test_full_disk_gives_503_and_recovers(aiohttp_client: Any, make_config
     cfg = make_config(data_dir=str(tiny_disk))
     client = await aiohttp_client(create_app(cfg, clock=Clock()))
     assert (await post(client, beacon())).status == 202  # creates the salt and log file
-    filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 512):
-            pass
-    except OSError:
-        pass  # the disk is full
-    finally:
-        os.close(fd)
+    filler = fill(tiny_disk)
     statuses = [(await post(client, beacon(p={"k": "v" * 1500}))).status for _ in range(5)]
     assert 503 in statuses
     assert (await client.get("/healthz")).status == 200  # the process stays up

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import http.client
 import ipaddress
@@ -13,12 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
-import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall import contract
-from tests.helpers import CHROME_UA, read_lines
+from tests.helpers import CHROME_UA, hammer, numbered_beacon, read_lines, scaled
 
 DISTINCT_IP = "81.2.69.160"  # a public address with a known country (GB)
 DISTINCT_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
@@ -52,38 +50,16 @@ def post(url: str, body: bytes,
         conn.close()
 
 
-def event(i: int, **extra: Any) -> bytes:
-    return json.dumps({"n": "pageview", "u": f"https://example.com/p/{i}", "d": "example.com",
-                       "p": {"seq": i}, **extra}).encode()
+event = numbered_beacon
 
 
 def test_kill_9_under_load_loses_no_acknowledged_event(collector_process: Any,
                                                        tmp_path: Path) -> None:
     # One client IP sends thousands of events: the rate limit stays on but out of reach.
     proc = collector_process(collector={"fsync_interval_s": 5.0, "rate_limit_per_min": 10**9})
-    acked: set[int] = set()
-
-    async def load() -> None:
-        async with aiohttp.ClientSession() as session:
-            counter = iter(range(1_000_000))
-
-            async def worker() -> None:
-                for i in counter:
-                    try:
-                        async with session.post(f"{proc.url}/api/event", data=event(i),
-                                                headers={"User-Agent": CHROME_UA}) as resp:
-                            if resp.status == 202:
-                                acked.add(i)
-                    except (aiohttp.ClientError, OSError):
-                        return
-
-            workers = [asyncio.create_task(worker()) for _ in range(16)]
-            while len(acked) < 1500:
-                await asyncio.sleep(0.01)
-            os.kill(proc.proc.pid, signal.SIGKILL)  # mid-load, with requests in flight
-            await asyncio.gather(*workers)
-
-    asyncio.run(asyncio.wait_for(load(), timeout=120))
+    # killed mid-load, with requests in flight
+    acked = hammer(proc.url, 0, lambda acked: len(acked) >= 1500,
+                   lambda: os.kill(proc.proc.pid, signal.SIGKILL))
     proc.proc.wait()
     logged = [line["props"]["seq"] for line in read_lines(tmp_path / "data")]
     assert len(logged) == len(set(logged))
@@ -172,16 +148,23 @@ beacon_like = st.one_of(
 )
 
 
+FUZZ_MARK = "Fuzz31Marker"  # rides in every fuzzed request: it must never be printed
+
+
 def test_arbitrary_bodies_never_5xx_and_never_write_a_bad_line(collector_process: Any,
                                                                tmp_path: Path) -> None:
     proc = collector_process(collector={"rate_limit_per_min": 10**9})
     logs = tmp_path / "data" / "logs"
+    # Quick mode in make test; make fuzz (FOOTFALL_LONG=1) sends 20,000 requests.
+    posts, gets = scaled(300, 12_000), scaled(200, 8_000)
+    answered: list[int] = []
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=posts, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(body=st.one_of(st.binary(max_size=300),
                           beacon_like.map(lambda d: json.dumps(d).encode())))
     def check(body: bytes) -> None:
-        status, headers = post(proc.url, body)
+        status, headers = post(proc.url, body, {"User-Agent": f"{CHROME_UA} {FUZZ_MARK}"})
+        answered.append(status)
         assert status in (202, 400, 413), (status, body)
         if status == 400:
             assert headers["X-Footfall-Error"]
@@ -192,16 +175,23 @@ def test_arbitrary_bodies_never_5xx_and_never_write_a_bad_line(collector_process
     queries = st.dictionaries(st.sampled_from(["n", "u", "d", "r", "w", "tz", "p", "i", "e",
                                                "sd", "x"]), query_value, max_size=8)
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=gets, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(query=queries)
     def check_get(query: dict[str, str]) -> None:
         query = {"n": "pageview", "d": "example.com", "u": "https%3A%2F%2Fexample.com%2F",
-                 **query}
-        assert get(proc.url, "&".join(f"{k}={v}" for k, v in query.items())) in (202, 400)
+                 **query, "secret": FUZZ_MARK}
+        status = get(proc.url, "&".join(f"{k}={v}" for k, v in query.items()))
+        answered.append(status)
+        assert status in (202, 400)
 
     check()
     check_get()
+    assert len(answered) >= posts + gets  # hypothesis ran every case it was asked for
+    code, stderr = proc.stop()
+    assert code == 0
+    assert "Traceback" not in stderr and FUZZ_MARK not in stderr
     lines = [raw for path in logs.rglob("*.jsonl") for raw in path.read_bytes().splitlines()]
     assert lines, "the strategy should produce some valid beacons"
     for raw in lines:
         contract.decode(raw)  # raises on any line that breaks the contract
+        assert FUZZ_MARK.encode() not in raw
