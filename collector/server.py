@@ -159,7 +159,21 @@ def _supervise(config: Config, host: str, port: int, count: int) -> None:
 def _worker(config: Config, host: str, port: int) -> None:
     """One worker process: the same server, bound with SO_REUSEPORT."""
     _prepare_process()
+    _follow_parent()
     _run(config, host, port, reuse_port=True)
+
+
+def _follow_parent() -> None:
+    """Drain and stop once the parent is gone (killed with SIGKILL, it cannot pass SIGTERM
+    on): an orphaned worker would hold the port and serve on with nobody to stop it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 async def _serve(config: Config, host: str, port: int, reuse_port: bool) -> None:

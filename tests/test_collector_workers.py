@@ -101,6 +101,19 @@ def test_workers_share_the_port_restart_and_drain(config: Path, tmp_path: Path) 
     assert b"worker exited" in err and b"Traceback" not in err
 
 
+def test_workers_stop_when_the_parent_is_killed(config: Path) -> None:
+    port = free_port()
+    proc = _start(config, port, workers=2)
+    kids = _children(proc.pid)
+    proc.kill()  # SIGKILL: the parent cannot pass anything on
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_cmdline(k) for k in kids):
+        time.sleep(0.2)
+    assert not any(_cmdline(k) for k in kids), "orphaned workers kept running"
+    assert _listeners(port) == 0
+
+
 def test_a_port_in_use_is_one_line(config: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
