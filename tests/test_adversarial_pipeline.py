@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pipeline_oracle as oracle
 import pytest
 
@@ -43,13 +44,30 @@ def run(root: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[s
     )
 
 
-def published_files(root: Path) -> dict[str, bytes]:
-    """Every file a run publishes beside the database: exports and quarantine files."""
+def published_files(root: Path) -> dict[str, Any]:
+    """Every file a run publishes beside the database: exports and quarantine files. Raw
+    day files and Parquet hold their rows in no particular order (docs/schema.md), so they
+    are compared as sorted rows; every other file byte for byte."""
     data = root / "data"
     skip = {"logs", "salts", ".pipeline"}
-    return {str(p.relative_to(data)): p.read_bytes() for p in sorted(data.rglob("*"))
+    return {str(p.relative_to(data)): _content(p) for p in sorted(data.rglob("*"))
             if p.is_file() and p.relative_to(data).parts[0] not in skip
             and p.name != "footfall.duckdb" and not p.name.startswith("footfall.duckdb")}
+
+
+def _content(path: Path) -> Any:
+    if path.suffix == ".parquet":
+        con = duckdb.connect()
+        try:
+            return sorted(con.execute("select * from read_parquet(?)", [str(path)]).fetchall(),
+                          key=repr)
+        finally:
+            con.close()
+    body = path.read_bytes()
+    if path.parent.name == "raw":
+        header, *rows = body.split(b"\r\n")
+        return header, sorted(rows)
+    return body
 
 
 def second_batch(root: Path, events: list[dict[str, Any]]) -> None:
