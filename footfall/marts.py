@@ -127,6 +127,11 @@ class Mart:
     def model(self) -> str:
         return f"marts/{self.table}"
 
+    def create_sql(self, schema: str) -> str:
+        """DDL for an empty table of this mart's layout in `schema` (kept if it exists)."""
+        columns = ", ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"create table if not exists {schema}.{self.table} ({columns})"
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 

@@ -71,8 +71,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
                 "value varchar, filter_id integer, key varchar)")
     for table in marts.DRILL_MARTS:
         mart = marts.by_table(table)
-        columns = ", ".join(f"{c.name} {c.type}" for c in mart.columns)
-        con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+        con.execute(mart.create_sql(SCHEMA))
 
 
 def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> None:

@@ -178,8 +178,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """The `imported` schema: one table per mart, in the registry's layout."""
     con.execute(f"create schema if not exists {SCHEMA}")
     for mart in marts.MARTS:
-        columns = ", ".join(f"{c.name} {c.type}" for c in mart.columns)
-        con.execute(f"create table if not exists {SCHEMA}.{mart.table} ({columns})")
+        con.execute(mart.create_sql(SCHEMA))
 
 
 def carry_over(con: duckdb.DuckDBPyConnection, published: Path) -> None:

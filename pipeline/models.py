@@ -159,8 +159,7 @@ def prepare(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> None:
     for mart in marts.MARTS:
         if rebuild and load(mart.model).kind == "incremental":
             con.execute(f"drop table if exists main.{mart.table}")
-        columns = ", ".join(f"{c.name} {c.type}" for c in mart.columns)
-        con.execute(f"create table if not exists main.{mart.table} ({columns})")
+        con.execute(mart.create_sql("main"))
         stored = {name for (name,) in con.execute(
             "select column_name from duckdb_columns() where database_name = current_database() "
             "and schema_name = 'main' and table_name = ?", [mart.table]).fetchall()}
