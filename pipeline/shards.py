@@ -34,6 +34,7 @@ import importlib
 import itertools
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -110,11 +111,9 @@ class Executor:
 class _Local(Executor):
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        # not forked from the run, which holds a DuckDB connection and its threads: from a
-        # fork server, which starts clean once per process and has the jobs' modules loaded
-        context = get_context("forkserver")
-        context.set_forkserver_preload([__name__, "pipeline.steps"])
-        self.pool = ProcessPoolExecutor(max_workers=slots, mp_context=context)
+        # spawned, not forked: the run holds a DuckDB connection and its threads
+        self.pool = ProcessPoolExecutor(max_workers=slots, mp_context=get_context("spawn"),
+                                        initializer=_follow_run, initargs=(os.getpid(),))
 
     def map(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Result]:
         try:
@@ -127,6 +126,19 @@ class _Local(Executor):
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
+
+
+def _follow_run(run: int) -> None:
+    """A pool process ends with its run. Killed with SIGKILL, a run cannot stop its jobs, and
+    an orphan would write on into a folder the next run removes, and hold the run's stdout
+    and stderr open (cron, or a test, waits for them to close)."""
+
+    def watch() -> None:
+        while os.getppid() == run:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="follow-run", daemon=True).start()
 
 
 class _Dask(Executor):
