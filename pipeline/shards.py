@@ -2,17 +2,18 @@
 
     read     the planned slices in disjoint groups, one job per group: each parses its lines
              (staging/stg_log_lines), counts the refused ones per file for the quarantine,
-             and writes its valid rows as Parquet, split into buckets by `bucket_of` (a hash
-             of the visitor id)
+             and writes its valid rows as Parquet, each with a key, split into buckets by
+             `bucket_of` (a hash of the visitor id)
     dedupe   the run itself, once over the ids of every bucket: the copies of an id read
              more than once that stg_events does not choose, and the ids the database holds
              already. So an event id is ingested once, whichever buckets its copies fell in
-    model    one job per bucket: its rows less those, and the stored events of its visitors
-             (from the published database, read-only: the state before this run), through
-             models.PER_VISITOR; each writes its OUTPUTS as Parquet
-    merge    the run loads the union of the buckets' OUTPUTS under the same names and goes on
-             as with one shard: int_affected_days, the marts and everything after them are
-             computed once, over the merged rows
+    model    one job per bucket: the narrow columns of its rows less those, and the stored
+             events of its visitors (from the published database, read-only: the state
+             before this run), through models.PER_VISITOR; each writes its OUTPUTS as Parquet
+    merge    the run loads every read row as stg_log_lines, and the union of the buckets'
+             OUTPUTS under their names, each line_id turned from the job's into the run's by
+             the rows' keys; then it goes on as with one shard: int_affected_days, the marts
+             and everything after them are computed once, over the merged rows
 
 A session never spans two visitors and a bucket holds all of a visitor's events, so the merged
 tables are the ones a single job builds, row for row; and as the marts (medians included) are
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import itertools
 import os
 import signal
 import threading
@@ -56,9 +56,15 @@ from pipeline import database, models, sources
 if TYPE_CHECKING:
     from pipeline.steps import Run
 
-#: What the per-visitor models leave for the rest of the run: the tables that later models,
-#: the hooks and the events mart read (tests/test_shards.py holds the list to the SQL).
-OUTPUTS = ("stg_log_lines", "int_new_events", "int_affected_visitors", "int_event_sessions")
+#: What the bucket jobs hand back: with stg_log_lines (every read row, loaded from the read
+#: jobs' files), the per-visitor tables that later models and the hooks read
+#: (tests/test_shards.py holds the list to the SQL).
+OUTPUTS = ("int_new_events", "int_affected_visitors", "int_event_sessions")
+
+#: The columns of stg_log_lines that the per-visitor models read: a bucket job carries only
+#: these (a model reading another fails loudly, as a column not found).
+PER_VISITOR_COLUMNS = ("event_id", "site", "visitor_id", "occurred_at", "name", "path", "props",
+                       "interactive", "engaged_ms", "is_valid")
 
 #: The value of steps.KILL_AT_STEP at which a shard job of the local executor kills its run
 #: with SIGKILL while the jobs are in flight (tests/test_shards.py).
@@ -295,8 +301,8 @@ def bucket_job(job: BucketJob) -> dict[str, float]:
             con.execute("create view main.events as select * from stored.events "
                         f"where {bucket_of(job.shards)} = {int(job.bucket)}")
         con.execute(
-            "create table main.stg_log_lines as select * exclude (line_key) from ("
-            "select * from read_parquet($lines) as bucket_lines "
+            f"create table main.stg_log_lines as select line_key, {', '.join(PER_VISITOR_COLUMNS)} "
+            "from (select * from read_parquet($lines) as bucket_lines "
             "anti join read_parquet($dropped_lines) as dropped using (line_key)"
             ") as kept anti join read_parquet($dropped_ids) as stored using (event_id)",
             {"lines": job.lines, "dropped_lines": job.dropped_lines,
@@ -307,11 +313,14 @@ def bucket_job(job: BucketJob) -> dict[str, float]:
             began = time.perf_counter()
             models.materialise(con, models.load(name), job.params, fresh=job.fresh)
             timings[name] = time.perf_counter() - began
-        # in rowid order, so the run can turn each line_id into its line's place in the union
-        con.execute("set preserve_insertion_order = true")
         for table in OUTPUTS:
-            con.execute(f"copy (select * from {table}) "
-                        f"to {literal(job.folder / f'{table}.parquet')} (format parquet)")
+            rows = f"select * from {table}"
+            if "line_id" in _columns(con, rows):  # a rowid here: it goes back as its row's key
+                rows = (f"select rows.* replace (keys.line_key as line_id) from {table} as rows "
+                        "left join (select rowid as line_id, line_key from stg_log_lines) "
+                        "as keys using (line_id)")
+            con.execute(f"copy ({rows}) to {literal(job.folder / f'{table}.parquet')} "
+                        "(format parquet)")
     finally:
         con.close()
     return timings
@@ -375,9 +384,8 @@ def model(run: Run, sh: Sharding) -> dict[str, float]:
     under the same names. Returns the models' timings, summed over the jobs."""
     con = run.con
     schemas = sorted(str(p) for p in sh.folder.glob("read-*/schema.parquet"))
-    dropped_lines, dropped_ids = _dedupe(
-        con, schemas + sorted(str(p) for p in sh.folder.glob("read-*/lines/*/*.parquet")),
-        sh.folder)
+    every_line = schemas + sorted(str(p) for p in sh.folder.glob("read-*/lines/*/*.parquet"))
+    dropped_lines, dropped_ids = _dedupe(con, every_line, sh.folder)
     memory_limit, threads = _budget(run.cfg, sh.shards, sh.executor.slots)
     params = {k: v for k, v in run.params.items() if k != "files"}
     jobs = [
@@ -393,35 +401,26 @@ def model(run: Run, sh: Sharding) -> dict[str, float]:
     for done in sh.executor.map(bucket_job, jobs):
         for name, took in done.items():
             timings[name] = round(timings.get(name, 0.0) + took, 3)
-    _merge(con, [job.folder for job in jobs])
+    _merge(con, every_line, [job.folder for job in jobs])
     return timings
 
 
-def _merge(con: duckdb.DuckDBPyConnection, folders: list[Path]) -> None:
-    """The union of the buckets' OUTPUTS, under their names. stg_log_lines is loaded bucket
-    after bucket in order, so a line_id (a rowid in its bucket) plus the lines of the
-    buckets before it is the line's rowid in the union."""
-    lines = [str(f / f"{OUTPUTS[0]}.parquet") for f in folders]
-    rows = dict(con.execute("select file_name, num_rows from parquet_file_metadata($files)",
-                            {"files": lines}).fetchall())
-    offsets = list(itertools.accumulate((int(rows[f]) for f in lines[:-1]), initial=0))
-    con.execute("set preserve_insertion_order = true")
-    try:
-        con.execute(f"create or replace table {models.WORK}.{OUTPUTS[0]} as "
-                    "select * from read_parquet($files)", {"files": lines})
-    finally:
-        con.execute("set preserve_insertion_order = false")
-    for table in OUTPUTS[1:]:
+def _merge(con: duckdb.DuckDBPyConnection, lines: list[str], folders: list[Path]) -> None:
+    """Every read row as stg_log_lines, and the union of the buckets' OUTPUTS under their
+    names, each row's key in a line_id turned into that row's rowid in stg_log_lines."""
+    con.execute(f"create or replace table {models.WORK}.stg_log_lines as "
+                "select * from read_parquet($files)", {"files": lines})
+    for table in OUTPUTS:
         files = [str(f / f"{table}.parquet") for f in folders]
-        columns = {row[0] for row in con.execute(
-            "describe select * from read_parquet($files)", {"files": files}).fetchall()}
-        shift = " replace (rows.line_id + bucket.line_offset as line_id)" \
-            if "line_id" in columns else ""
-        con.execute(
-            f"create or replace temp table {table} as "
-            f"select rows.* exclude (filename){shift} "
-            "from read_parquet($files, filename = true) as rows "
-            "join (select unnest($files) as filename, unnest($offsets) as line_offset) "
-            "as bucket using (filename)",
-            {"files": files, "offsets": offsets},
-        )
+        union = "select * from read_parquet($files)"
+        if "line_id" in _columns(con, union, {"files": files}):
+            union = ("select rows.* replace (keys.line_id as line_id) "
+                     "from read_parquet($files) as rows left join (select rowid as line_id, "
+                     f"line_key from {models.WORK}.stg_log_lines) as keys "
+                     "on rows.line_id = keys.line_key")
+        con.execute(f"create or replace temp table {table} as {union}", {"files": files})
+
+
+def _columns(con: duckdb.DuckDBPyConnection, query: str,
+             params: dict[str, Any] | None = None) -> set[str]:
+    return {row[0] for row in con.execute(f"describe {query}", params).fetchall()}

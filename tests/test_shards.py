@@ -248,10 +248,11 @@ def test_the_outputs_are_every_per_visitor_table_read_later() -> None:
         if path.name != "shards.py":
             text = path.read_text()
             read_later |= {t for t in per_visitor if re.search(rf"\b{t}\b", text)}
-    assert read_later - set(shards.OUTPUTS) <= {"stg_events", "stg_repeated_ids",
-                                                 "int_visitor_events"}
+    # stg_log_lines: the run loads every read row itself
+    merged = {*shards.OUTPUTS, "stg_log_lines"}
+    assert read_later - merged <= {"stg_events", "stg_repeated_ids", "int_visitor_events"}
     # those three are only dropped by name after the run (steps._drop_temp), never read
-    for table in read_later - set(shards.OUTPUTS):
+    for table in read_later - merged:
         uses = re.findall(rf"\b{table}\b", (ROOT / "pipeline" / "steps.py").read_text())
         drops = re.findall(rf'_drop_temp\([^)]*"{table}"', (ROOT / "pipeline" / "steps.py")
                            .read_text().replace("\n", " "))
@@ -336,3 +337,13 @@ def test_kill_9_mid_sharded_run_then_rerun_is_identical(
     assert killed.returncode == -9, killed.stderr
     assert published(cfg) == before
     assert run(cfg) == clean
+
+
+def test_the_jobs_at_once_share_the_memory_limit_and_threads(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, 4)  # memory_limit 1GB, threads 2
+    for jobs, slots, at_once in ((4, 2, 2), (1, 2, 1), (3, 8, 3)):
+        memory, threads = shards._budget(cfg, jobs, slots)
+        per_job = config_mod.size_bytes(memory)
+        assert per_job is not None
+        assert at_once * per_job <= 10**9 < at_once * (per_job + 1024)
+        assert threads == max(1, 2 // at_once)
