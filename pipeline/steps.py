@@ -4,6 +4,8 @@
     read        staging/stg_log_lines.sql over them; quarantine the refused lines
     model       the rest of models/ in layer order (models.order()), only for the affected
                 visitors and days, with HOOKS after some models
+                (with pipeline.shards > 1, the read and the per-visitor models run as
+                parallel jobs by visitor hash, merged before the marts: shards.py)
     export      CSV and Parquet (exports.py) and the quarantine files, from the private copy
     publish     checkpoint the private copy and os.replace it over footfall.duckdb
 
@@ -35,16 +37,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import (
-    database,
-    drilldown,
-    exports,
-    imports,
-    models,
-    quarantine,
-    shards,
-    sources,
-)
+from pipeline import database, drilldown, exports, imports, models, quarantine, shards, sources
 
 
 @dataclass
