@@ -112,10 +112,39 @@ class Report:
     )
 
 
+#: What can run footfall run's shard jobs (pipeline/shards.py).
+EXECUTORS = ("local", "dask")
+#: Shards at most: each makes a few files per run, and a job per shard.
+MAX_SHARDS = 256
+_SCHEDULER = re.compile(r"(tcp|tls|ws|wss)://[^\s/]+:\d+")
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+# as DuckDB reads them: KB, MB… are powers of 1000, KiB, MiB… of 1024
+_UNITS = {"KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+          "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+
+
+def size_bytes(text: str) -> int | None:
+    """The bytes of a size such as 2GB or 512MiB (pipeline.memory_limit), or None."""
+    found = _SIZE.fullmatch(text)
+    return None if found is None else int(float(found[1]) * _UNITS[found[2]])
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     memory_limit: str = doc("DuckDB memory limit for footfall run, e.g. 2GB", default="2GB")
     threads: int = doc("DuckDB worker threads for footfall run; 0 uses every core", default=0)
+    shards: int = doc(
+        "Partitions by visitor hash that read and sessionise in parallel jobs; 1 = one job",
+        default=1,
+    )
+    executor: str = doc("What runs the shard jobs: local (a process pool) or dask",
+                        default="local")
+    scheduler: str | None = doc(
+        "Dask scheduler address, e.g. tcp://10.0.0.5:8786; unset with dask starts a local "
+        "cluster sized to the machine", default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -399,12 +428,24 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
             and cfg.privacy.min_visitors < 0:
         problem("privacy.min_visitors", "must be 0 (off) or more")
     if cfg.pipeline is not None:
-        if isinstance(cfg.pipeline.memory_limit, str) and not re.fullmatch(
-                r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.pipeline.memory_limit):
+        if isinstance(cfg.pipeline.memory_limit, str) \
+                and size_bytes(cfg.pipeline.memory_limit) is None:
             problem("pipeline.memory_limit",
                     f"'{cfg.pipeline.memory_limit}' is not a size; use e.g. 512MB or 2GB")
         if isinstance(cfg.pipeline.threads, int) and cfg.pipeline.threads < 0:
             problem("pipeline.threads", "must be 0 (every core) or more")
+        if isinstance(cfg.pipeline.shards, int) and not 1 <= cfg.pipeline.shards <= MAX_SHARDS:
+            problem("pipeline.shards", f"must be 1 (no sharding) to {MAX_SHARDS}")
+        if isinstance(cfg.pipeline.executor, str) and cfg.pipeline.executor not in EXECUTORS:
+            problem("pipeline.executor", f"'{cfg.pipeline.executor}' is not one of "
+                    f"{', '.join(EXECUTORS)}")
+        if cfg.pipeline.scheduler is not None and cfg.pipeline.executor != "dask":
+            problem("pipeline.scheduler", "is only used with executor: dask; set that too "
+                    "or remove the key")
+        elif isinstance(cfg.pipeline.scheduler, str) \
+                and not _SCHEDULER.fullmatch(cfg.pipeline.scheduler):
+            problem("pipeline.scheduler", f"'{cfg.pipeline.scheduler}' is not a scheduler "
+                    "address; use e.g. tcp://10.0.0.5:8786")
     if cfg.report is not None and isinstance(cfg.report.drilldown_rows, int) \
             and not 0 <= cfg.report.drilldown_rows <= 100:
         problem("report.drilldown_rows", "must be between 0 (off) and 100")

@@ -93,19 +93,26 @@ def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
     build = build_path(cfg)
     if not fresh and cfg.database.exists():
         shutil.copyfile(cfg.database, build)
-    con = duckdb.connect(str(build))
-    p = cfg.pipeline
-    con.execute(f"set memory_limit = '{p.memory_limit}'")  # validated by the config schema
-    if p.threads:
-        con.execute(f"set threads = {int(p.threads)}")
-    spill = tmp_dir(cfg) / "duckdb"
+    return connect(build, work_path(cfg), tmp_dir(cfg) / "duckdb",
+                   cfg.pipeline.memory_limit, cfg.pipeline.threads)
+
+
+def connect(
+    path: Path, work: Path, spill: Path, memory_limit: str, threads: int
+) -> duckdb.DuckDBPyConnection:
+    """A run's connection to a database file, within the memory and threads given, spilling
+    to `spill`, with the work database `work` attached (also for pipeline/shards.py's jobs)."""
+    con = duckdb.connect(str(path))
+    con.execute(f"set memory_limit = '{memory_limit}'")  # validated by the config schema
+    if threads:
+        con.execute(f"set threads = {int(threads)}")
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"set temp_directory = {literal(spill)}")
     con.execute("set preserve_insertion_order = false")
     con.execute("set enable_progress_bar = false")  # quiet for cron; steps report progress
     # large staging tables live in a second file, so they never bloat the published one;
     # models find them by name through the search path
-    con.execute(f"attach {literal(work_path(cfg))} as {models.WORK}")
+    con.execute(f"attach {literal(work)} as {models.WORK}")
     con.execute(f"set search_path = 'main,{models.WORK}'")
     return con
 

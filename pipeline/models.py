@@ -63,6 +63,20 @@ BEFORE_MARTS: tuple[str, ...] = (
     "intermediate/int_affected_days",
 )
 
+#: The models that work visitor by visitor, in run order: with `pipeline.shards` > 1 each
+#: shard job builds them (and the views between them) over its own visitors, and the run
+#: takes the union of their tables (pipeline/shards.py). stg_stored_events reads the history
+#: and int_affected_days works by day: the run builds those itself.
+PER_VISITOR: tuple[str, ...] = (
+    READ,
+    "staging/stg_repeated_ids",
+    "staging/stg_events",
+    "intermediate/int_new_events",
+    "intermediate/int_affected_visitors",
+    "intermediate/int_visitor_events",
+    "intermediate/int_event_sessions",
+)
+
 
 def order() -> tuple[str, ...]:
     """Every model in run order: staging, intermediate, then the registry's marts."""
@@ -155,7 +169,7 @@ def prepare(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> None:
 
     With `rebuild`, the incremental marts start empty in the registry's current layout (the
     stored `events` are kept: they are the history everything is recomputed from)."""
-    con.execute(_read("state.sql"))
+    create_state(con)
     for mart in marts.MARTS:
         if rebuild and load(mart.model).kind == "incremental":
             con.execute(f"drop table if exists main.{mart.table}")
@@ -166,6 +180,11 @@ def prepare(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> None:
         for c in mart.columns:
             if c.name not in stored:
                 con.execute(f"alter table main.{mart.table} add column {c.name} {c.type}")
+
+
+def create_state(con: duckdb.DuckDBPyConnection) -> None:
+    """The bookkeeping schema alone (models/state.sql): what a shard job needs."""
+    con.execute(_read("state.sql"))
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main") -> bool:

@@ -4,6 +4,8 @@
     read        staging/stg_log_lines.sql over them; quarantine the refused lines
     model       the rest of models/ in layer order (models.order()), only for the affected
                 visitors and days, with HOOKS after some models
+                (with pipeline.shards > 1, the read and the per-visitor models run as
+                parallel jobs by visitor hash, merged before the marts: shards.py)
     export      CSV and Parquet (exports.py) and the quarantine files, from the private copy
     publish     checkpoint the private copy and os.replace it over footfall.duckdb
 
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
@@ -34,7 +37,7 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, drilldown, exports, imports, models, quarantine, sources
+from pipeline import database, drilldown, exports, imports, models, quarantine, shards, sources
 
 
 @dataclass
@@ -234,7 +237,8 @@ def _run(
                   params={"timeout_minutes": cfg.sessions.timeout_minutes,
                           "rebuild_all": rebuild_all, "rebuild_from": since})
         try:
-            _build(run, new_fingerprint)
+            with shards.executor(cfg) as run.sharded:
+                _build(run, new_fingerprint)
             with show.step(summary, "publish"):
                 database.publish(cfg, con)
         except BaseException:
@@ -259,6 +263,7 @@ class Run:
     rebuild_all: bool  # the settings or the models changed: recompute from stored events
     params: dict[str, Any]  # the models' $parameters
     valid_lines: int = 0
+    sharded: shards.Sharding | None = None  # the shard jobs, with pipeline.shards > 1
 
 
 def _after_new_events(run: Run) -> None:
@@ -303,28 +308,33 @@ def _build(run: Run, new_fingerprint: str) -> None:
     models.create_macros(con)
 
     with show.step(summary, "read"):
-        _read(run)
+        if run.sharded is not None:
+            run.slices, reading = shards.read(run, run.sharded)
+        else:
+            run.slices = read_logs(con, run.slices, run.params, database.tmp_dir(cfg))
+            reading = shards.Reading.of(con)
     summary.files_read = len(run.slices)
     summary.bytes_read = sum(s.end - s.start for s in run.slices)
-    summary.lines_read = _count(con, "stg_log_lines")
-    run.valid_lines = summary.lines_read - _count(con, "stg_log_lines where not is_valid")
+    summary.lines_read = reading.lines
+    run.valid_lines = summary.lines_read - sum(reading.refused_by_file.values())
 
     with show.step(summary, "quarantine"):
-        refused_by_file = dict(con.execute(
-            "select file, count(*) from stg_log_lines where not is_valid group by file"
-        ).fetchall())
+        refused_by_file = reading.refused_by_file
         for s in run.slices:
             found = quarantine.store(con, s, sites, refused_by_file.get(str(s.path), 0))
             summary.quarantined += found.lines
             summary.unexplained += found.unexplained
 
     with show.step(summary, "model"):
+        built = {models.READ}  # the read step built it
+        if run.sharded is not None:  # the shard jobs built these; their outputs are here
+            summary.models.update(shards.model(run, run.sharded))
+            built.update(models.PER_VISITOR)
         for name in models.order():
-            if name == models.READ:
-                continue  # the read step built it
-            began = time.perf_counter()
-            models.materialise(con, models.load(name), run.params, fresh=run.fresh)
-            summary.models[name] = round(time.perf_counter() - began, 3)
+            if name not in built:
+                began = time.perf_counter()
+                models.materialise(con, models.load(name), run.params, fresh=run.fresh)
+                summary.models[name] = round(time.perf_counter() - began, 3)
             hook = HOOKS.get(name)
             if hook is not None:
                 hook(run)
@@ -372,27 +382,31 @@ def _drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
             con.execute(f"drop {found[name]}")
 
 
-def _read(run: Run) -> None:
-    """Build the staging table from the planned bytes.
+def read_logs(
+    con: duckdb.DuckDBPyConnection, slices: list[sources.Slice], params: dict[str, Any],
+    tmp: Path,
+) -> list[sources.Slice]:
+    """Build the staging table from the planned bytes; the slices as read.
 
     A source read in place that grew meanwhile may have shown DuckDB a partial line: then the
-    table is built again, reading a private copy of exactly the bytes planned for each such
-    source (rare, and simpler than patching the table: later models find lines by rowid)."""
-    tmp = database.tmp_dir(run.cfg)
+    table is built again, reading a private copy (in `tmp`) of exactly the bytes planned for
+    each such source (rare, and simpler than patching the table: later models find lines by
+    rowid)."""
     model = models.load(models.READ)
-    if run.slices:
-        run.params["files"] = [str(s.path) for s in run.slices]
+    if slices:
+        params["files"] = [str(s.path) for s in slices]
     else:
         empty = tmp / "empty.jsonl"
         empty.touch()
-        run.params["files"] = [str(empty)]
-    models.materialise(run.con, model, run.params)
+        params["files"] = [str(empty)]
+    models.materialise(con, model, params)
     copies = {
         s.path: sources.copy_out(s, tmp, n)
-        for n, s in enumerate(run.slices)
+        for n, s in enumerate(slices)
         if s.in_place and s.path.stat().st_size != s.size
     }
     if copies:
-        run.slices = [copies.get(s.path, s) for s in run.slices]
-        run.params["files"] = [str(s.path) for s in run.slices]
-        models.materialise(run.con, model, run.params)
+        slices = [copies.get(s.path, s) for s in slices]
+        params["files"] = [str(s.path) for s in slices]
+        models.materialise(con, model, params)
+    return slices
