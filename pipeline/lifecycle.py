@@ -210,6 +210,11 @@ def apply(
                         [_KEPT_FROM, kept_from.isoformat()])
         retiring += [Retired(f.source, f.size, None) for files in todo.expire.values()
                      for f in files]
+        # the refused lines quarantined from an expired day are raw log lines too
+        for day in todo.expire:
+            for table in ("quarantine", "quarantine_counts"):
+                con.execute(f"delete from pipeline.{table} where starts_with(source, ?)",
+                            [f"{day:%Y/%m/%d}/"])
     compacted = 0
     for _day, files in sorted(todo.compact.items()):
         done = _compact(cfg.logs_dir, files)
@@ -257,6 +262,9 @@ def _compact(logs_dir: Path, files: list[RawFile]) -> tuple[str, sources.Consume
             total += f.size
         out.write(deflate.flush())
         out.flush()
+        # the newest source's time: the day's data last changed then, not now (SETTLE)
+        latest = max(f.path.stat().st_mtime_ns for f in files)
+        os.utime(out.fileno(), ns=(latest, latest))
         os.fsync(out.fileno())
     size = temp.stat().st_size
     if changed or gunzipped(temp) != (total, written.digest()) \
@@ -282,11 +290,13 @@ def gunzipped(path: Path) -> tuple[int, bytes]:
     return total, digest.digest()
 
 
-def finish(logs_dir: Path, retired: list[Retired], checkpoint: Checkpoint,
+def finish(cfg: Config, retired: list[Retired], checkpoint: Checkpoint,
            orphans: bool = False) -> int:
     """Retire what a published run recorded: temps renamed into place, then the retired files
-    deleted and emptied day folders removed. Idempotent; with `orphans`, temps no published
-    run recorded (a build killed before publishing) are removed too. Returns files deleted."""
+    deleted, with the quarantine files of expired days, and emptied day folders removed.
+    Idempotent; with `orphans`, temps no published run recorded (a build killed before
+    publishing) are removed too. Returns files deleted."""
+    logs_dir = cfg.logs_dir
     targets = {r.target for r in retired if r.target is not None}
     for target in sorted(targets):
         path = logs_dir / target
@@ -317,7 +327,22 @@ def finish(logs_dir: Path, retired: list[Retired], checkpoint: Checkpoint,
     for folder in sorted(folders, reverse=True):
         _fsync_dir(folder)
         _remove_empty(folder, logs_dir)
+    for day in sorted({Path(r.source).parent for r in retired if r.target is None}):
+        _remove_quarantine(cfg, day)
     return deleted
+
+
+def _remove_quarantine(cfg: Config, day: Path) -> None:
+    """The quarantine files of an expired day whose log files are gone (the database forgot
+    their lines when it recorded the day as expired)."""
+    folder = cfg.quarantine_dir / day
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.jsonl"):
+        logged = cfg.logs_dir / day / path.name
+        if not logged.exists() and not logged.with_name(path.name + ".gz").exists():
+            path.unlink()
+    _remove_empty(folder, cfg.quarantine_dir)
 
 
 def _remove_orphans(logs_dir: Path, keep: set[Path]) -> None:

@@ -252,7 +252,7 @@ def _run(
             if published is not None:
                 published.close()
         with show.step(summary, "finish retiring"):
-            lifecycle.finish(cfg.logs_dir, retained.retired, kill_point, orphans=True)
+            lifecycle.finish(cfg, retained.retired, kill_point, orphans=True)
         new_fingerprint = fingerprint(cfg)
         fresh = full or not cfg.database.exists()
         rebuild_all = not fresh and old_fingerprint != new_fingerprint
@@ -278,7 +278,7 @@ def _run(
         summary.published = True
         # not a step: the published state is already the new one (test_adversarial_pipeline)
         kill_point("retire")
-        lifecycle.finish(cfg.logs_dir, run.retiring, kill_point)
+        lifecycle.finish(cfg, run.retiring, kill_point)
         summary.seconds = round(time.perf_counter() - started, 3)
         database.clean_work_files(cfg)
     return summary

@@ -178,8 +178,21 @@ def test_expired_days_are_deleted_and_a_full_rebuild_keeps_their_marts(tmp_path:
     assert min(left) == horizon  # the folders of expired days are gone, empty parents too
     assert all(folder.iterdir() for folder in cfg.logs_dir.rglob("*") if folder.is_dir())
     assert snapshot(cfg.database) == published and events_in(cfg) == stored
+    # the refused lines of expired days go with them, in the folder and in the database
+    quarantined = {p.parent.relative_to(cfg.quarantine_dir).as_posix()
+                   for p in cfg.quarantine_dir.rglob("*.jsonl")}
+    assert quarantined == {f.rsplit("/", 1)[0] for f in listing(cfg.logs_dir)}
+    con = duckdb.connect(str(cfg.database), read_only=True)
+    try:
+        sources = {s for (s,) in con.execute("select source from pipeline.quarantine union "
+                                             "select source from pipeline.quarantine_counts")
+                   .fetchall()}
+    finally:
+        con.close()
+    assert {s.rsplit("/", 1)[0] for s in sources} == quarantined
 
     full = run(cfg, full=True)
+    assert full.quarantined == len(quarantined)  # the kept days' lines, read again
     kept = sum(datetime.fromisoformat(e["ts"]).date() < horizon for e in events)
     assert full.raw_kept_from == horizon.isoformat() and full.carried_events == kept
     assert full.new_events == len(events) - kept
