@@ -148,20 +148,30 @@ def plan(cfg: Config, known: dict[str, sources.Consumed], state: State, now: dat
     raw_days = cfg.retention.raw_days
     horizon = now.date() - timedelta(days=raw_days) if raw_days is not None else None
     result = Plan()
+    unwritable = []
     for day, files in sorted(days.items()):
         if now < _midnight(day) + timedelta(days=1) + SETTLE:
             continue
+        expired = horizon is not None and day < horizon
+        if not expired and not any(source.endswith(".jsonl") for source, _ in files):
+            continue  # compacted already
         if any(source in pending for source, _ in files):
             continue  # a retirement this run's build forgets or the next run finishes
+        if not os.access(files[0][1].parent, os.W_OK | os.X_OK):
+            unwritable.append(day)
+            continue
         ready = _read_and_settled(files, known, now)
         if ready is None:
             continue
-        if horizon is not None and day < horizon:
+        if expired:
             result.expire[day] = ready
         else:
-            plain = [f for f in ready if f.source.endswith(".jsonl")]
-            if plain:
-                result.compact[day] = plain
+            result.compact[day] = [f for f in ready if f.source.endswith(".jsonl")]
+    if unwritable:
+        log.warning("data_dir/logs/%s and %d other closed days cannot be compacted or deleted: "
+                    "give the user footfall runs write access to their folders (the "
+                    "collector's group, chmod g+w)", f"{unwritable[0]:%Y/%m/%d}",
+                    len(unwritable) - 1)
     return result
 
 
@@ -240,6 +250,18 @@ def _compact(logs_dir: Path, files: list[RawFile]) -> tuple[str, sources.Consume
     names = "\n".join(f.source for f in files).encode()
     digest = hashlib.blake2b(names, digest_size=8).hexdigest()
     target = files[0].path.parent / f"{PREFIX}{digest}.jsonl.gz"
+    try:
+        return _write(logs_dir, files, target)
+    except OSError as exc:  # a full disk, say: the day stays raw, the run goes on
+        _temp(target).unlink(missing_ok=True)
+        log.warning("data_dir/logs/%s was not compacted (%s); it is tried again next run",
+                    sources.printable(target.parent.relative_to(logs_dir).as_posix()),
+                    exc.strerror or exc)
+        return None
+
+
+def _write(logs_dir: Path, files: list[RawFile], target: Path
+           ) -> tuple[str, sources.Consumed] | None:
     temp = _temp(target)
     written = hashlib.blake2b(digest_size=16)
     total = 0
@@ -301,7 +323,12 @@ def finish(cfg: Config, retired: list[Retired], checkpoint: Checkpoint,
     for target in sorted(targets):
         path = logs_dir / target
         if not path.exists() and _temp(path).exists():
-            os.replace(_temp(path), path)
+            try:
+                os.replace(_temp(path), path)
+            except OSError as exc:  # its sources stay until it is in place
+                log.warning("data_dir/logs/%s cannot be put in place (%s)",
+                            sources.printable(target), exc.strerror or exc)
+                continue
             _fsync_dir(path.parent)
             checkpoint("retire: renamed")
     if orphans:
@@ -320,7 +347,12 @@ def finish(cfg: Config, retired: list[Retired], checkpoint: Checkpoint,
             log.warning("data_dir/logs/%s changed after it was retired; it is kept",
                         sources.printable(r.source))
             continue
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as exc:  # the next run tries again
+            log.warning("data_dir/logs/%s cannot be deleted (%s)", sources.printable(r.source),
+                        exc.strerror or exc)
+            continue
         deleted += 1
         folders.add(path.parent)
         checkpoint(f"retire: deleted {deleted}")

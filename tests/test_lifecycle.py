@@ -24,7 +24,7 @@ from footfall.config import Config
 from footfall.errors import ConfigError
 from pipeline import lifecycle, steps
 from pipeline.steps import KILL_AT_STEP
-from tests.helpers import LONG
+from tests.helpers import LONG, fill, tmpfs
 from tests.test_adversarial_pipeline import copy
 from tests.test_pipeline_process import make_cfg, snapshot
 
@@ -233,6 +233,25 @@ def test_retention_raw_days_is_validated(tmp_path: Path) -> None:
         assert any(p.startswith(f"retention.raw_days: {why}") for p in info.value.problems)
     assert make_cfg(tmp_path, retention={"raw_days": 30}).retention.raw_days == 30
     assert make_cfg(tmp_path).retention.raw_days is None
+
+
+def test_a_full_log_disk_leaves_the_days_raw_and_the_run_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = make_cfg(tmp_path)
+    with tmpfs(cfg.logs_dir, "16m") as logs:
+        write_days(logs, oracle.generate(seed=5, visitors=20, days=2))
+        days = len(day_bytes(logs))
+        run(cfg)
+        raw = day_bytes(logs)
+        filler = fill(logs)  # a real full disk under the logs only: the database has room
+        second = run(cfg)
+        assert second.published and second.days_compacted == 0
+        assert day_bytes(logs) == raw and not list(logs.rglob("*.tmp"))
+        assert "was not compacted (No space left on device); it is tried again next run" \
+            in caplog.text
+        filler.unlink()
+        assert run(cfg).days_compacted == days
+        assert day_bytes(logs) == raw
 
 
 # --- kill -9 ---------------------------------------------------------------------------------
