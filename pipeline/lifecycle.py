@@ -92,6 +92,7 @@ class RawFile:
     source: str
     path: Path
     size: int
+    unfinished: bool = False  # ends in a line without its newline, which will never come
 
 
 @dataclass
@@ -178,7 +179,7 @@ def plan(cfg: Config, known: dict[str, sources.Consumed], state: State, now: dat
 def _read_and_settled(
     files: list[tuple[str, Path]], known: dict[str, sources.Consumed], now: datetime
 ) -> list[RawFile] | None:
-    """The day's files when a published run read every byte of each and none changed for
+    """The day's files when a published run read every line of each and none changed for
     SETTLE; else None."""
     ready = []
     for source, path in files:
@@ -186,11 +187,13 @@ def _read_and_settled(
             st = path.lstat()
             if datetime.fromtimestamp(st.st_mtime, UTC) > now - SETTLE:
                 return None
-            if not sources.fully_consumed(path, known.get(source)):
+            before = known.get(source)
+            if before is None or not sources.read_to_the_end(path, before):
                 return None
         except OSError:  # gone or unreadable since discovery: not this run
             return None
-        ready.append(RawFile(source, path, st.st_size))
+        unfinished = source.endswith(".jsonl") and before.consumed < st.st_size
+        ready.append(RawFile(source, path, st.st_size, unfinished))
     return ready
 
 
@@ -281,7 +284,10 @@ def _write(logs_dir: Path, files: list[RawFile], target: Path
                 changed = pos != f.size or os.fstat(src.fileno()).st_size != f.size
             if changed:
                 break
-            total += f.size
+            if f.unfinished:  # ended, so the next file's first line stays whole
+                written.update(b"\n")
+                out.write(deflate.compress(b"\n"))
+            total += f.size + f.unfinished
         out.write(deflate.flush())
         out.flush()
         # the newest source's time: the day's data last changed then, not now (SETTLE)

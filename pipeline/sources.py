@@ -411,16 +411,18 @@ def _plan_gz(
     return Slice(source, copy, 0, end, size, head, False, tuple(cuts))
 
 
-def fully_consumed(path: Path, before: Consumed | None) -> bool:
-    """Whether every byte of the source at path is one a run recorded as read (`before`): a
-    plain file up to its last byte, a `.gz` file at its present size and first bytes."""
+def read_to_the_end(path: Path, before: Consumed | None) -> bool:
+    """Whether a run (`before`) read every line of the source at path: a plain file whose
+    first bytes are the ones read and which has no newline past them (an unfinished last line
+    is no line yet, docs/log-format.md), a `.gz` file as it was read."""
     if before is None:
         return False
     with open_source(path) as f:
         size = os.fstat(f.fileno()).st_size
         if path.name.endswith(".gz"):
             return before.size == size and _head(f, size) == before.head
-        return before.consumed == size and _head(f, size) == before.head
+        return (before.consumed <= size and _head(f, before.consumed) == before.head
+                and _find_newline(f, before.consumed, size) < 0)
 
 
 def remember_gz(path: Path, decompressed: int) -> Consumed:

@@ -157,6 +157,22 @@ def test_a_day_with_unread_or_recent_bytes_waits(tmp_path: Path) -> None:
     assert len(events_in(cfg)) == len(events)
 
 
+def test_an_unfinished_last_line_of_a_closed_day_is_ended_not_glued_on(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    first, second, *_rest = write_days(cfg.logs_dir, oracle.generate(seed=10, visitors=10))
+    with open(first, "ab") as f:
+        f.write(b'{"v":1,"id":"cut-off')  # a crash mid-line: its newline never comes
+    age(cfg.logs_dir)
+    expected = first.read_bytes() + b"\n" + second.read_bytes()
+    days = len(day_bytes(cfg.logs_dir))
+    stored = run(cfg).new_events
+    assert run(cfg).days_compacted == days
+    (compacted,) = first.parent.iterdir()
+    assert gzip.decompress(compacted.read_bytes()) == expected
+    full = run(cfg, full=True)  # the cut-off line is a line now, quarantined; no event lost
+    assert full.new_events == stored and full.quarantined == days + 1
+
+
 def test_expired_days_are_deleted_and_a_full_rebuild_keeps_their_marts(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, retention={"raw_days": 3})
     events = shifted(oracle.generate(seed=6, visitors=60, days=5), TODAY - timedelta(days=2))
