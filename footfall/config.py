@@ -105,6 +105,15 @@ class Exports:
 
 
 @dataclass(frozen=True)
+class Retention:
+    raw_days: int | None = doc(
+        "Keep the raw logs of this many past UTC days besides today; older days are deleted "
+        "once ingested (the database keeps their events); unset keeps them forever",
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
 class Report:
     drilldown_rows: int = doc(
         "Filtered dashboards for the top rows of each drill-down panel; 0 turns them off",
@@ -223,6 +232,7 @@ class Config:
     pipeline: PipelineSettings = doc("Resources footfall run may use",
                                      default_factory=PipelineSettings)
     exports: Exports = doc("Where the exports go", default_factory=Exports)
+    retention: Retention = doc("How long raw logs are kept", default_factory=Retention)
     report: Report = doc("The static dashboard", default_factory=Report)
     source: Path | None = field(default=None, metadata={"internal": True})
 
@@ -446,6 +456,10 @@ def _check(cfg: Config, problem: typing.Callable[[str, str], None]) -> None:
                 and not _SCHEDULER.fullmatch(cfg.pipeline.scheduler):
             problem("pipeline.scheduler", f"'{cfg.pipeline.scheduler}' is not a scheduler "
                     "address; use e.g. tcp://10.0.0.5:8786")
+    if cfg.retention is not None and isinstance(cfg.retention.raw_days, int) \
+            and cfg.retention.raw_days < 1:
+        problem("retention.raw_days", "must be 1 or more (days of raw logs kept besides "
+                "today); leave it out to keep them forever")
     if cfg.report is not None and isinstance(cfg.report.drilldown_rows, int) \
             and not 0 <= cfg.report.drilldown_rows <= 100:
         problem("report.drilldown_rows", "must be between 0 (off) and 100")

@@ -9,7 +9,9 @@ DuckDB cannot start reading at an offset, so the new complete bytes of a file th
 copied to a private temp file and DuckDB reads that. A whole file that ends in a newline is
 read where it lies. A `.gz` file is decompressed whole whenever its size changes; event ids
 make re-reading it harmless. A file that shrank, or whose first bytes changed, was replaced
-and is read again from the start.
+and is read again from the start. A day's files compacted into one `.jsonl.gz`
+(pipeline/lifecycle.py) are remembered as that file, consumed (`remember_gz`), so a run never
+reads them twice.
 
 Hostile files cannot stop or swamp a run (docs/guarantees.md, "Pipeline"):
 
@@ -175,7 +177,7 @@ def discover(logs_dir: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
     return sorted(found), skipped
 
 
-def _open(path: Path) -> BinaryIO:
+def open_source(path: Path) -> BinaryIO:
     """path for reading, refusing a link or a FIFO swapped in since discovery."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -352,7 +354,7 @@ def plan(
         before = None if full else known.get(source)
         copy = tmp_dir / f"{n:06d}.jsonl"
         try:
-            with _open(path) as f:
+            with open_source(path) as f:
                 if source.endswith(".gz"):
                     s = _plan_gz(f, source, before, copy, skipped)
                 else:
@@ -409,10 +411,32 @@ def _plan_gz(
     return Slice(source, copy, 0, end, size, head, False, tuple(cuts))
 
 
+def read_to_the_end(path: Path, before: Consumed | None) -> bool:
+    """Whether a run (`before`) read every line of the source at path: a plain file whose
+    first bytes are the ones read and which has no newline past them (an unfinished last line
+    is no line yet, docs/log-format.md), a `.gz` file as it was read."""
+    if before is None:
+        return False
+    with open_source(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if path.name.endswith(".gz"):
+            return before.size == size and _head(f, size) == before.head
+        return (before.consumed <= size and _head(f, before.consumed) == before.head
+                and _find_newline(f, before.consumed, size) < 0)
+
+
+def remember_gz(path: Path, decompressed: int) -> Consumed:
+    """What a run that read the whole `.gz` file at path would remember of it: `plan` passes
+    over it while it stays as it is."""
+    with open_source(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        return Consumed(size, decompressed, _head(f, size))
+
+
 def copy_out(s: Slice, tmp_dir: Path, n: int) -> Slice:
     """A private copy of an in-place slice, for a source that grew while DuckDB read it."""
     copy = tmp_dir / f"regrown-{n:06d}.jsonl"
-    with _open(s.path) as f:
+    with open_source(s.path) as f:
         _copy_ranges(f, copy, _kept(s.start, s.end, s.cuts))
     return Slice(s.source, copy, s.start, s.end, s.size, s.head, False, s.cuts)
 

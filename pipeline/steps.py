@@ -7,7 +7,10 @@
                 (with pipeline.shards > 1, the read and the per-visitor models run as
                 parallel jobs by visitor hash, merged before the marts: shards.py)
     export      CSV and Parquet (exports.py) and the quarantine files, from the private copy
+    compact     closed days' raw logs compacted, expired days recorded (lifecycle.py)
     publish     checkpoint the private copy and os.replace it over footfall.duckdb
+    (retire)    the raw files the published copy gave up are deleted (lifecycle.py); a run
+                first finishes what an interrupted one left, in `finish retiring`
 
 Everything is built in a private copy of the database; exports and quarantine files are
 written, each atomically, before the database is published. A run that fails after the export
@@ -27,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,7 +40,17 @@ import msgspec
 from footfall import contract
 from footfall.config import Config
 from footfall.errors import PipelineError
-from pipeline import database, drilldown, exports, imports, models, quarantine, shards, sources
+from pipeline import (
+    database,
+    drilldown,
+    exports,
+    imports,
+    lifecycle,
+    models,
+    quarantine,
+    shards,
+    sources,
+)
 
 
 @dataclass
@@ -54,6 +67,10 @@ class RunSummary:
     unexplained: int = 0  # refused by DuckDB but not by the Python check (should stay 0)
     visitors_recomputed: int = 0
     days_rebuilt: int = 0
+    days_compacted: int = 0  # UTC days of raw logs compacted (lifecycle.py)
+    days_expired: int = 0  # UTC days of raw logs deleted (retention.raw_days)
+    raw_kept_from: str | None = None  # a rebuild's raw logs start here; older events carried
+    carried_events: int = 0
     published: bool = False
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
@@ -73,12 +90,26 @@ class RunSummary:
             text += f"; {self.quarantined:,} malformed lines quarantined"
         if self.skipped_files:
             text += f"; {self.skipped_files} log files skipped (see the warnings)"
+        if self.raw_kept_from:
+            text += (f"; raw logs start on {self.raw_kept_from} (retention.raw_days), so the "
+                     f"{self.carried_events:,} events before it were kept from the published "
+                     "database, not rebuilt from logs")
+        if self.days_compacted:
+            text += f"; {self.days_compacted} days of raw logs compacted"
+        if self.days_expired:
+            text += f"; {self.days_expired} days of raw logs deleted (retention.raw_days)"
         return text
 
 
 #: Test hook: a run whose environment names a step here kills itself with SIGKILL as that step
 #: starts, so tests can crash the pipeline at every stage (tests/test_adversarial_pipeline.py).
 KILL_AT_STEP = "FOOTFALL_TEST_KILL_AT_STEP"
+
+
+def kill_point(name: str) -> None:
+    """The KILL_AT_STEP hook, also passed inside steps that change several files."""
+    if os.environ.get(KILL_AT_STEP) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Progress:
@@ -89,8 +120,7 @@ class Progress:
 
     @contextmanager
     def step(self, summary: RunSummary, name: str) -> Iterator[None]:
-        if os.environ.get(KILL_AT_STEP) == name:
-            os.kill(os.getpid(), signal.SIGKILL)
+        kill_point(name)
         if self.stream:
             print(f"footfall run: {name}…", end="", flush=True, file=self.stream)
         started = time.perf_counter()
@@ -209,6 +239,7 @@ def _run(
 ) -> RunSummary:
     summary = RunSummary()
     started = time.perf_counter()
+    now = datetime.now(UTC)
     show = Progress(progress)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     with database.run_lock(cfg):
@@ -220,22 +251,27 @@ def _run(
             raise PipelineError(f"cannot read {cfg.database}: {exc}") from None
         try:
             known, old_fingerprint = _known(published)
+            retained = lifecycle.read_state(published)
         finally:
             if published is not None:
                 published.close()
+        with show.step(summary, "finish retiring"):
+            lifecycle.finish(cfg, retained.retired, kill_point, orphans=True)
         new_fingerprint = fingerprint(cfg)
         fresh = full or not cfg.database.exists()
         rebuild_all = not fresh and old_fingerprint != new_fingerprint
         with show.step(summary, "plan"):
             slices, skipped = sources.plan(cfg.logs_dir, known, tmp, full=fresh)
             summary.skipped_files = len(skipped)
-        if not slices and not rebuild_all and since is None and not fresh:
+            todo = lifecycle.plan(cfg, known, retained, now)
+        if not slices and not todo and not rebuild_all and since is None and not fresh:
             summary.seconds = round(time.perf_counter() - started, 3)
             return summary
         con = database.open_build(cfg, fresh=fresh)
         run = Run(cfg, con, summary, show, slices, fresh=fresh, rebuild_all=rebuild_all,
                   params={"timeout_minutes": cfg.sessions.timeout_minutes,
-                          "rebuild_all": rebuild_all, "rebuild_from": since})
+                          "rebuild_all": rebuild_all, "rebuild_from": since},
+                  scratch=fresh, raw_plan=todo)
         try:
             with shards.executor(cfg) as run.sharded:
                 _build(run, new_fingerprint)
@@ -245,6 +281,9 @@ def _run(
             con.close()
             raise
         summary.published = True
+        # not a step: the published state is already the new one (test_adversarial_pipeline)
+        kill_point("retire")
+        lifecycle.finish(cfg, run.retiring, kill_point)
         summary.seconds = round(time.perf_counter() - started, 3)
         database.clean_work_files(cfg)
     return summary
@@ -262,6 +301,9 @@ class Run:
     fresh: bool  # nothing stored yet: the public tables start empty
     rebuild_all: bool  # the settings or the models changed: recompute from stored events
     params: dict[str, Any]  # the models' $parameters
+    scratch: bool = False  # the build started from an empty database (--full, a first run)
+    raw_plan: lifecycle.Plan = field(default_factory=lifecycle.Plan)
+    retiring: list[lifecycle.Retired] = field(default_factory=list)  # deleted after publish
     valid_lines: int = 0
     sharded: shards.Sharding | None = None  # the shard jobs, with pipeline.shards > 1
 
@@ -301,9 +343,15 @@ def _build(run: Run, new_fingerprint: str) -> None:
     cfg, con, summary, show = run.cfg, run.con, run.summary, run.show
     sites = frozenset(s.domain for s in cfg.sites)
     models.prepare(con, rebuild=run.rebuild_all)
-    if run.fresh and cfg.database.exists():
+    if run.scratch and cfg.database.exists():
         exports.carry_over(con, cfg.database)
         imports.carry_over(con, cfg.database)
+        carried, kept_from = lifecycle.carry_over(con, cfg.database)
+        if kept_from is not None:
+            summary.raw_kept_from, summary.carried_events = kept_from.isoformat(), carried
+        if carried:  # stored history now: recomputed with the logs, as after a config change
+            run.fresh, run.rebuild_all = False, True
+            run.params["rebuild_all"] = True
     _seed(con, cfg)
     models.create_macros(con)
 
@@ -351,7 +399,7 @@ def _build(run: Run, new_fingerprint: str) -> None:
 
     with show.step(summary, "quarantine files"):
         quarantine.write_files(con, cfg.quarantine_dir, [s.source for s in run.slices],
-                               full=run.fresh)
+                               full=run.scratch)
 
     for s in run.slices:
         r = s.remembered
@@ -361,6 +409,10 @@ def _build(run: Run, new_fingerprint: str) -> None:
         )
     con.execute("insert or replace into pipeline.state values ('fingerprint', ?)",
                 [new_fingerprint])
+    with show.step(summary, "compact"):
+        lifecycle.forget(con, cfg.logs_dir)
+        run.retiring, summary.days_compacted, summary.days_expired = lifecycle.apply(
+            cfg, con, run.raw_plan, kill_point)
     record = {k: v for k, v in asdict(summary).items() if k != "published"}
     con.execute("insert into pipeline.runs values (now()::timestamp, ?)", [json.dumps(record)])
     _drop_temp(con, "int_visitor_events", "int_affected_visitors", "int_event_sessions",

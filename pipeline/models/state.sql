@@ -9,6 +9,12 @@ create table if not exists pipeline.files (
     source varchar primary key, size bigint, consumed bigint, head varchar
 );
 
+-- Raw log files a published run compacted into `target` or, without one, expired; deleted
+-- after the publish (pipeline/lifecycle.py).
+create table if not exists pipeline.retired (
+    source varchar primary key, size bigint, target varchar
+);
+
 -- Small facts between runs, e.g. the fingerprint of the settings the models last used.
 create table if not exists pipeline.state (key varchar primary key, value varchar);
 
