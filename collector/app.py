@@ -312,12 +312,13 @@ def beacon_first(app: web.Application, router: Handler) -> Handler:
     the router and its match-info bookkeeping; everything else goes through `router`.
 
     Only the plain case is taken: a request with `Expect: 100-continue` goes the router's
-    way, which answers the expectation first. The path compared is the decoded one, as the
-    router's, so both agree on which requests are the beacon."""
+    way, which answers the expectation first. The path compared is the one the router
+    matches (`path_safe`: decoded, but an encoded "/" stays encoded), so both agree on
+    which requests are the beacon."""
     endpoint = app[ENDPOINT]
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        if request.method == "POST" and request.path == "/api/event" \
+        if request.method == "POST" and request.rel_url.path_safe == "/api/event" \
                 and "Expect" not in request.headers:
             return await endpoint.post(request)
         return await router(request)
