@@ -203,9 +203,14 @@ class Endpoint:
     async def _post(self, request: web.BaseRequest, ip: str) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return self.refuse(413, f"body over {MAX_BODY} bytes")
+        content = request.content
         try:
-            if request.content.is_eof():  # the whole body is here already: nothing to wait for
-                body = await request.read()
+            if content.is_eof():
+                # The whole body is here already (decompressed, when it came compressed):
+                # take it at once, with no timeout to arm and no read loop to run.
+                body = content.read_nowait()
+                if len(body) > MAX_BODY:
+                    return self.refuse(413, f"body over {MAX_BODY} bytes")
             else:
                 # A body trickled in a byte at a time would hold a socket open for ever.
                 async with asyncio.timeout(self.body_timeout_s):
