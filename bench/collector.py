@@ -88,11 +88,16 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
+PINNING = {"on": True}  # --no-pin turns it off
+
+
 def pin(cpus: str) -> list[str]:
     """taskset for a core list ("0", "0,1"), when taskset is there and the cores exist."""
     wanted = {int(c) for c in cpus.split(",")}
     usable = os.sched_getaffinity(0)
-    return ["taskset", "-c", cpus] if shutil.which("taskset") and wanted <= usable else []
+    if not PINNING["on"] or not shutil.which("taskset") or not wanted <= usable:
+        return []
+    return ["taskset", "-c", cpus]
 
 
 SERVER_CORE, LOAD_CORE, TWO_WORKER_CORES = "0", "1", "0,1"
@@ -215,7 +220,11 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, action="append", default=[],
                     help="also measure a collector (one worker) from this source tree, e.g. "
                          "`git archive main | tar -x -C /tmp/main`; repeatable")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="let the kernel place every process: on a machine other people load, "
+                         "a pinned core may be the busy one")
     args = ap.parse_args()
+    PINNING["on"] = not args.no_pin
     args.duration = args.duration or (3.0 if args.quick else 5.0)
     args.rounds = args.rounds or (3 if args.quick else 5)
     if not shutil.which("wrk"):
@@ -287,6 +296,7 @@ def main() -> None:
     report = {
         "loop": args.loop,
         "cores": sorted(os.sched_getaffinity(0)),
+        "pinned": PINNING["on"],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         **{f"{name}_rps": round(median([r["rps"] for r in results]))
