@@ -10,12 +10,13 @@ import hashlib
 import ipaddress
 import logging
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict
 
 from collector import live
 from collector.beacon import MAX_BODY, Payload, decode_body, decode_query, parse_query
@@ -41,6 +42,7 @@ ORIGINS: web.AppKey[Callable[[str], bool]] = web.AppKey("origins")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("proxies")
 LIMIT = web.AppKey("limit", RateLimit)
+ENDPOINT: web.AppKey[Endpoint] = web.AppKey("endpoint")
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 MAINTENANCE_S = 60.0
@@ -83,6 +85,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     app[VISITORS] = visitors
     app[WRITER] = writer
     app[ENRICHER] = Enricher(config, visitors)
+    app[ENDPOINT] = Endpoint(app)
     tasks = [asyncio.create_task(_every(MAINTENANCE_S, visitors.prune))]
     if config.collector.fsync_interval_s > 0:
         tasks.append(asyncio.create_task(_sync_every(config.collector.fsync_interval_s, writer)))
@@ -162,114 +165,184 @@ async def _every(seconds: float, fn: Callable[[], None]) -> None:
 # --- the beacon endpoint -------------------------------------------------------------------
 
 
+class Endpoint:
+    """The beacon route's state, gathered once at start-up: a request reads attributes here
+    instead of a dozen `app[...]` look-ups. The router's handlers and the server's fast path
+    (`beacon_first`) both call `post` and `get`, so there is one beacon endpoint."""
+
+    __slots__ = ("body_timeout_s", "clock", "enricher", "limit", "metrics", "origins",
+                 "proxies", "writer")
+
+    def __init__(self, app: web.Application) -> None:
+        self.metrics = app[METRICS]
+        self.clock = app[CLOCK]
+        self.limit = app[LIMIT]
+        self.proxies = app[PROXIES]
+        self.origins = app[ORIGINS]
+        self.enricher = app[ENRICHER]
+        self.writer = app[WRITER]
+        self.body_timeout_s = app[CONFIG].collector.body_timeout_s
+
+    async def post(self, request: web.BaseRequest) -> web.Response:
+        ip = client_ip(request, self.proxies)
+        return self.cors(request, self.limited(request, ip) or await self._post(request, ip))
+
+    async def get(self, request: web.BaseRequest) -> web.Response:
+        ip = client_ip(request, self.proxies)
+        return self.cors(request, self.limited(request, ip) or self._get(request, ip))
+
+    def limited(self, request: web.BaseRequest, ip: str) -> web.Response | None:
+        """A 429 once a client IP is over collector.rate_limit_per_min, else None."""
+        wait_s = self.limit.take(ip, self.clock())
+        if not wait_s:
+            return None
+        response = self.refuse(429, "too many events from this address; slow down")
+        response.headers["Retry-After"] = str(wait_s)
+        return response
+
+    async def _post(self, request: web.BaseRequest, ip: str) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return self.refuse(413, f"body over {MAX_BODY} bytes")
+        content = request.content
+        try:
+            if content.is_eof():
+                # The whole body is here already (decompressed, when it came compressed):
+                # take it at once, with no timeout to arm and no read loop to run.
+                body = content.read_nowait()
+                if len(body) > MAX_BODY:
+                    return self.refuse(413, f"body over {MAX_BODY} bytes")
+            else:
+                # A body trickled in a byte at a time would hold a socket open for ever.
+                async with asyncio.timeout(self.body_timeout_s):
+                    body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self.refuse(413, f"body over {MAX_BODY} bytes")
+        except TimeoutError:
+            response = self.refuse(408, "the body took too long to arrive")
+            response.force_close()  # the rest of the body is never read
+            return response
+        try:
+            payload = decode_body(body)
+        except BeaconError as exc:
+            return self.refuse(exc.status, exc.reason)
+        except Exception:  # e.g. RecursionError on JSON nested thousands deep: still bad input
+            return self.refuse(400, "payload could not be decoded")
+        return self._record(request, ip, payload,
+                            web.Response(status=202, body=b"ok", headers=_OK_HEADERS))
+
+    def _get(self, request: web.BaseRequest, ip: str) -> web.Response:
+        try:
+            query = parse_query(request.rel_url.raw_query_string)
+            if "u" not in query and request.headers.get("Referer"):
+                query["u"] = request.headers["Referer"]  # <noscript> images cannot know their URL
+            payload = decode_query(query)
+        except BeaconError as exc:
+            return self.refuse(exc.status, exc.reason)
+        except Exception:  # e.g. RecursionError on a `p` nested thousands deep: still bad input
+            return self.refuse(400, "query could not be decoded")
+        return self._record(request, ip, payload,
+                            web.Response(status=202, body=GIF, headers=_GIF_HEADERS))
+
+    def _record(self, request: web.BaseRequest, ip: str, payload: Payload,
+                accepted: web.Response) -> web.Response:
+        headers = request.headers
+        if "X-Forwarded-For" in headers and not _peer_trusted(request, self.proxies):
+            # Server-side senders must be trusted proxies, or every event is one visitor: say so.
+            self.metrics.forwarded_for_ignored += 1
+            accepted.headers["X-Footfall-Forwarded-For"] = FORWARDED_FOR_IGNORED
+        user_agent = headers.get("User-Agent", "")
+        try:
+            result = self.enricher.lines(payload, ip, user_agent, self.clock())
+        except BeaconError as exc:
+            return self.refuse(exc.status, exc.reason)
+        except OSError as exc:  # the salt store: disk full, too many open files, permissions
+            reason = exc.strerror or type(exc).__name__
+            log.error("salt store failed", extra={"fields": {"error": reason}})
+            return self.refuse(503, "cannot store events right now")
+        if isinstance(result, Dropped):
+            # Counted, but the answer is the same as for a kept event: a bot learns nothing.
+            self.metrics.dropped[result.reason] += 1
+            return accepted
+        lines = result.lines
+        data = contract.encode(lines[0]) if len(lines) == 1 else \
+            b"".join(contract.encode(line) for line in lines)
+        try:
+            self.writer.append(data)  # one write: a comma list of sites lands whole or not at all
+        except StorageError as exc:
+            log.error("log write failed", extra={"fields": {"error": str(exc)}})
+            return self.refuse(503, "cannot store events right now")
+        self.metrics.accepted += len(lines)
+        if result.adjusted:
+            self.metrics.adjusted.update(result.adjusted)
+            accepted.headers["X-Footfall-Adjusted"] = ",".join(result.adjusted)
+        return accepted
+
+    def refuse(self, status: int, reason: str) -> web.Response:
+        self.metrics.rejected[status] += 1
+        # Reasons can echo client input; keep the header printable ASCII and short.
+        header = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)[:200]
+        return web.Response(status=status, text=reason + "\n",
+                            headers={"X-Footfall-Error": header})
+
+    def cors(self, request: web.BaseRequest, response: web.Response) -> web.Response:
+        """CORS for the configured sites' origins (a call, cheaper than a middleware)."""
+        origin = request.headers.get("Origin")
+        if origin is None:  # not a CORS request; the answer does not vary
+            return response
+        response.headers["Vary"] = "Origin"
+        if self.origins(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        return response
+
+
+# The accepted answers' headers, built once; web.Response copies them into its own.
+_OK_HEADERS = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
+_GIF_HEADERS = CIMultiDict({"Cache-Control": "no-store", "Content-Type": "image/gif"})
+
+
 async def post_event(request: web.Request) -> web.Response:
-    return _cors(request, _limited(request) or await _post_event(request))
+    return await request.app[ENDPOINT].post(request)
 
 
 async def get_event(request: web.Request) -> web.Response:
-    return _cors(request, _limited(request) or _get_event(request))
+    return await request.app[ENDPOINT].get(request)
 
 
-def _limited(request: web.Request) -> web.Response | None:
-    """A 429 once a client IP is over collector.rate_limit_per_min, else None."""
-    wait_s = request.app[LIMIT].take(client_ip(request), request.app[CLOCK]())
-    if not wait_s:
-        return None
-    response = _refuse(request, 429, "too many events from this address; slow down")
-    response.headers["Retry-After"] = str(wait_s)
-    return response
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-async def _post_event(request: web.Request) -> web.Response:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return _refuse(request, 413, f"body over {MAX_BODY} bytes")
-    try:
-        # A body trickled in a byte at a time would hold a socket open for ever.
-        async with asyncio.timeout(request.app[CONFIG].collector.body_timeout_s):
-            body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _refuse(request, 413, f"body over {MAX_BODY} bytes")
-    except TimeoutError:
-        response = _refuse(request, 408, "the body took too long to arrive")
-        response.force_close()  # the rest of the body is never read
-        return response
-    try:
-        payload = decode_body(body)
-    except BeaconError as exc:
-        return _refuse(request, exc.status, exc.reason)
-    except Exception:  # e.g. RecursionError on JSON nested thousands deep: still bad input
-        return _refuse(request, 400, "payload could not be decoded")
-    return _record(request, payload, web.Response(status=202, text="ok"))
+def beacon_first(app: web.Application, router: Handler) -> Handler:
+    """The server's request handler: `POST /api/event` goes straight to the endpoint, before
+    the router and its match-info bookkeeping; everything else goes through `router`.
 
+    Only the plain case is taken: a request with `Expect: 100-continue` goes the router's
+    way, which answers the expectation first. The path compared is the one the router
+    matches (`path_safe`: decoded, but an encoded "/" stays encoded), so both agree on
+    which requests are the beacon."""
+    endpoint = app[ENDPOINT]
 
-def _get_event(request: web.Request) -> web.Response:
-    try:
-        query = parse_query(request.rel_url.raw_query_string)
-        if "u" not in query and request.headers.get("Referer"):
-            query["u"] = request.headers["Referer"]  # <noscript> images cannot know their URL
-        payload = decode_query(query)
-    except BeaconError as exc:
-        return _refuse(request, exc.status, exc.reason)
-    except Exception:  # e.g. RecursionError on a `p` nested thousands deep: still bad input
-        return _refuse(request, 400, "query could not be decoded")
-    return _record(request, payload, web.Response(status=202, body=GIF, content_type="image/gif",
-                                                  headers={"Cache-Control": "no-store"}))
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST" and request.rel_url.path_safe == "/api/event" \
+                and "Expect" not in request.headers:
+            return await endpoint.post(request)
+        return await router(request)
 
-
-def _record(request: web.Request, payload: Payload, accepted: web.Response) -> web.Response:
-    app = request.app
-    ip = client_ip(request)
-    if "X-Forwarded-For" in request.headers and not _peer_trusted(request):
-        # Server-side senders must be trusted proxies, or every event is one visitor: say so.
-        app[METRICS].forwarded_for_ignored += 1
-        accepted.headers["X-Footfall-Forwarded-For"] = FORWARDED_FOR_IGNORED
-    user_agent = request.headers.get("User-Agent", "")
-    try:
-        result = app[ENRICHER].lines(payload, ip, user_agent, app[CLOCK]())
-    except BeaconError as exc:
-        return _refuse(request, exc.status, exc.reason)
-    except OSError as exc:  # the salt store: disk full, too many open files, permissions
-        reason = exc.strerror or type(exc).__name__
-        log.error("salt store failed", extra={"fields": {"error": reason}})
-        return _refuse(request, 503, "cannot store events right now")
-    if isinstance(result, Dropped):
-        # Counted, but the answer is the same as for a kept event: a bot learns nothing.
-        app[METRICS].dropped[result.reason] += 1
-        return accepted
-    data = b"".join(contract.encode(line) for line in result.lines)
-    try:
-        app[WRITER].append(data)  # one write: a comma list of sites lands whole or not at all
-    except StorageError as exc:
-        log.error("log write failed", extra={"fields": {"error": str(exc)}})
-        return _refuse(request, 503, "cannot store events right now")
-    app[METRICS].accepted += len(result.lines)
-    app[METRICS].adjusted.update(result.adjusted)
-    if result.adjusted:
-        accepted.headers["X-Footfall-Adjusted"] = ",".join(result.adjusted)
-    return accepted
-
-
-def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
-    request.app[METRICS].rejected[status] += 1
-    # Reasons can echo client input; keep the header printable ASCII and short.
-    header = "".join(ch if " " <= ch <= "~" else "?" for ch in reason)[:200]
-    return web.Response(status=status, text=reason + "\n",
-                        headers={"X-Footfall-Error": header})
+    return handle
 
 
 FORWARDED_FOR_IGNORED = "ignored: the sender is not in collector.trusted_proxies"
 
 
-def _peer_trusted(request: web.Request) -> bool:
+def _peer_trusted(request: web.BaseRequest, proxies: tuple[Network, ...]) -> bool:
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    return peer is not None and _in(peer[0], request.app[PROXIES])
+    return peer is not None and _in(peer[0], proxies)
 
 
-def client_ip(request: web.Request) -> str:
+def client_ip(request: web.BaseRequest, proxies: tuple[Network, ...]) -> str:
     """The socket peer, unless it is a trusted proxy: then the nearest untrusted hop."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     ip = peer[0] if peer else ""
-    proxies = request.app[PROXIES]
     if not proxies or not _in(ip, proxies):
         return ip
     hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
@@ -295,13 +368,6 @@ def _in(ip: str, networks: tuple[Network, ...]) -> bool:
 # --- CORS ----------------------------------------------------------------------------------
 
 
-def _allowed_origin(request: web.Request) -> str | None:
-    origin = request.headers.get("Origin")
-    if not origin:
-        return None
-    return origin if request.app[ORIGINS](origin) else None
-
-
 def _origin_check(sites: frozenset[str]) -> Callable[[str], bool]:
     @functools.lru_cache(maxsize=1024)
     def allowed(origin: str) -> bool:
@@ -314,22 +380,12 @@ def _origin_check(sites: frozenset[str]) -> Callable[[str], bool]:
 EXPOSED_HEADERS = "X-Footfall-Error, X-Footfall-Adjusted, X-Footfall-Forwarded-For"
 
 
-def _cors(request: web.Request, response: web.Response) -> web.Response:
-    """CORS for the configured sites' origins (a function call, cheaper than a middleware)."""
-    origin = request.headers.get("Origin")
-    if origin is None:  # not a CORS request; the answer does not vary
-        return response
-    response.headers["Vary"] = "Origin"
-    if request.app[ORIGINS](origin):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    return response
-
-
 async def preflight(request: web.Request) -> web.Response:
-    if _allowed_origin(request) is None:
-        return _cors(request, web.Response(status=403, text="origin not allowed\n"))
-    return _cors(request, web.Response(status=204, headers={
+    endpoint = request.app[ENDPOINT]
+    origin = request.headers.get("Origin")
+    if not origin or not endpoint.origins(origin):
+        return endpoint.cors(request, web.Response(status=403, text="origin not allowed\n"))
+    return endpoint.cors(request, web.Response(status=204, headers={
         "Access-Control-Allow-Methods": "POST, GET",
         "Access-Control-Allow-Headers": "Content-Type",
         "Access-Control-Max-Age": "86400",

@@ -113,6 +113,14 @@ def decode_body(body: bytes) -> Payload:
         body.decode("utf-8", "strict")
     except UnicodeDecodeError:
         raise BeaconError(400, "body is not valid UTF-8") from None
+    if body[:1] == b"{":
+        try:
+            typed = _decode_common(body)
+        except (msgspec.DecodeError, RecursionError):
+            pass  # anything unusual takes the general path below, with its exact reason
+        else:
+            return _validate(typed.n, typed.u, typed.d, typed.r, typed.w, typed.tz, typed.p,
+                             typed.i, typed.e, typed.sd, typed.h, None)
     if not body.lstrip().startswith(b"{"):
         raise BeaconError(400, "payload must be a JSON object")
     raw = _json(body, "invalid JSON")
@@ -172,39 +180,65 @@ def from_object(raw: Mapping[str, Any]) -> Payload:
     """Validate a beacon already parsed into Python values (POST, GET, the demo)."""
     get: Callable[[str], Any] = raw.get if _OTHER_NAMES.isdisjoint(raw) \
         else functools.partial(_field, raw)
+    return _validate(get("n"), get("u"), get("d"), get("r"), raw.get("w"), raw.get("tz"),
+                     get("p"), get("i"), raw.get("e"), raw.get("sd"), get("h"), get("$"))
+
+
+class _Common(msgspec.Struct, forbid_unknown_fields=True):
+    """The shape footfall's tracker sends: short keys, each of its usual type.
+
+    Decoded straight from the body's bytes with no dict in between; a body of any other
+    shape (long Plausible keys, `$`, `p` as JSON text, numbers as strings, nested props)
+    fails here and goes through `from_object`. Both end in `_validate`, so the shape only
+    decides the speed, never the answer."""
+
+    n: str
+    u: str
+    d: str | None = None
+    r: str | None = None
+    w: int | None = None
+    tz: str | None = None
+    p: dict[str, str | int | float | bool | None] | None = None
+    i: bool | None = None
+    e: int | None = None
+    sd: int | None = None
+    h: bool | int | None = None
+
+
+_decode_common = msgspec.json.Decoder(_Common).decode
+
+
+def _validate(name_value: Any, url: Any, domains: Any, referrer: Any, width: Any, tz: Any,
+              props: Any, interactive: Any, engaged: Any, scroll: Any, hash_mode: Any,
+              revenue: Any) -> Payload:
+    """The one set of rules for every field, whichever way the fields were read."""
     adjusted: list[str] = []
-    name = _name(get("n"))
-    url = get("u")
+    name = _name(name_value)
     if not isinstance(url, str) or not url:
         raise BeaconError(400, "missing required field 'u'" if url is None
                           else "'u' must be a non-empty string")
     if len(url) > c.MAX_URL:
         raise BeaconError(400, f"'u' is longer than {c.MAX_URL} characters")
-    referrer = get("r")
     if referrer is not None and not isinstance(referrer, str):
         raise BeaconError(400, "'r' must be a string or null")
     if referrer is not None and len(referrer) > c.MAX_REFERRER:
         referrer = referrer[: c.MAX_REFERRER]
         adjusted.append(REFERRER_TRUNCATED)
-    interactive = get("i")
     if interactive is not None and not isinstance(interactive, bool):
         interactive = None  # Plausible ignores a non-boolean
         adjusted.append(INTERACTIVE_INVALID)
-    domains = get("d")
-    props = get("p")
-    revenue = get("$")
     return Payload(
         n=name,
         u=url,
         d=None if domains is None else _domains(domains),
         r=referrer or None,
-        w=_int(raw.get("w"), "w", 0, MAX_WIDTH, None, adjusted),
-        tz=_tz(raw.get("tz")),
+        w=_int(width, "w", 0, MAX_WIDTH, None, adjusted),
+        tz=_tz(tz),
         p=None if props is None else _props(props, adjusted),
         i=interactive,
-        e=_int(raw.get("e"), "e", 0, MAX_ENGAGED_MS, E_CLAMPED, adjusted),
-        sd=_int(raw.get("sd"), "sd", 0, 100, SD_CLAMPED, adjusted),
-        h=get("h") in (1, "1"),  # Plausible casts h to an integer; True == 1
+        e=_int(engaged, "e", 0, MAX_ENGAGED_MS, E_CLAMPED, adjusted),
+        sd=_int(scroll, "sd", 0, 100, SD_CLAMPED, adjusted),
+        h=hash_mode in (1, "1"),  # Plausible casts h to an integer; True == 1
         revenue=None if revenue is None else _revenue(revenue, adjusted),
         adjusted=tuple(dict.fromkeys(adjusted)) if adjusted else (),
     )

@@ -81,7 +81,9 @@ class Enricher:
         out = []
         for site in sites:
             hosts = self._own_hosts[site]
-            if page.hostname:
+            if page.hostname and page.hostname not in hosts:
+                # Usually the page is on the site's own host: no new set, and the referrer
+                # classifier's cache keyed by the set finds it at once.
                 hosts = hosts | {page.hostname}
             referral = self.referrers.classify(payload.r, hosts)
             if referral.spam:

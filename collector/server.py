@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web, web_response
 
-from collector.app import METRICS, create_app
+from collector.app import METRICS, beacon_first, create_app
 from collector.metrics import Metrics
 from footfall.config import Collector, Config
 from footfall.errors import CollectorError
@@ -184,6 +184,7 @@ async def _serve(config: Config, host: str, port: int, reuse_port: bool) -> None
     await runner.setup()
     try:
         assert runner.server is not None
+        runner.server.request_handler = beacon_first(app, runner.server.request_handler)
         _cap_connections(runner.server, settings, app[METRICS])
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()  # until a signal ends the loop
