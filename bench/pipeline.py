@@ -14,16 +14,18 @@ once, with DuckDB, into `workdir/pool` in the collector's layout (data_dir/logs/
 each size's data_dir links the first days' files (hard links: no second copy). Then, at each
 size, each in a fresh process:
 
-    initial      footfall run over all days but the last (a fresh database)
-    incremental  footfall run after the last day's file lands      (target ≤ 10% of full)
-    bare         select count(*) from read_json('<logs>/**/*.jsonl')  (best of --repeat)
+    bare         select count(*) from read_json('<logs>/**/*.jsonl') over every day but
+                 the last                                          (best of --repeat)
     typed table  create table t as select * from read_json(..., columns = {every contract
                  column typed}) into a DuckDB file, checkpointed    (best of --repeat)
-    full         footfall run --full over every day      (target ≤ 3× the typed table);
-                 the raw day exports are unchanged, so it skips rewriting them
+    full         footfall run over the same files into a fresh database: everything is
+                 read, built and written        (target ≤ 3× the typed table, < 4 GB RSS)
+    incremental  footfall run after the last day's file lands      (target ≤ 10% of full)
 
-and at the smallest size only (they cost as much as the full run again):
+and at the smallest size only (each costs about as much as the full run again):
 
+    full again   footfall run --full: the raw day exports are unchanged, so it skips
+                 rewriting them
     full, exports rewritten
                  the same after deleting the exports, so every raw day file
                  is written again: the cost when every day's rows changed
@@ -151,7 +153,7 @@ def generate_day(logs: Path, day: int, visitors: int = VISITORS_PER_DAY) -> Path
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
     sql = GENERATE.replace("$day", str(day)).replace("$first_visitor", str(day * visitors))
@@ -300,7 +302,7 @@ class Results:
 
 def run_size(work: Path, pool: Path, days: int, args: argparse.Namespace, results: Results,
              extras: bool) -> None:
-    label = f"{days * EVENTS_PER_DAY / 1e6:g}M"
+    label = f"{days * EVENTS_PER_DAY / 1e6:.3g}M"
     root = work / "runs" / label
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -322,47 +324,51 @@ def run_size(work: Path, pool: Path, days: int, args: argparse.Namespace, result
         m["new_events"] = detail["new_events"]
         return m
 
+    # the baselines read exactly the files the fresh build reads
     link_days(pool, logs, range(days - 1))
-    put("initial", run("incremental"))
-    link_days(pool, logs, range(days - 1, days))
-    incremental = run("incremental")
-    put("incremental", incremental)
-
     bare = [measure(BARE, str(logs)) for _ in range(args.repeat)]
     put("bare_scan", {"seconds": min(float(b["out"].split()[1]) for b in bare),
-                      "rows": int(bare[0]["out"].split()[0])})
+                      "rows": int(bare[0]["out"].split()[0]),
+                      "cpu_seconds": min(b["cpu_seconds"] for b in bare)})
     typed = [measure(MATERIALISE, str(logs), str(root / "materialised.duckdb"), COLUMNS,
                      args.memory_limit) for _ in range(args.repeat)]
     put("typed_table", {"seconds": min(float(t["out"].split()[1]) for t in typed),
                         "rows": int(typed[0]["out"].split()[0]),
                         "peak_rss_mb": max(t["peak_rss_mb"] for t in typed),
                         "cpu_seconds": min(t["cpu_seconds"] for t in typed)})
-
-    full = run("full")
+    full = run("incremental")  # a fresh database: everything is read, built and written
     put("full", full)
     db = root / "data" / "footfall.duckdb"
     log_bytes = sum(p.stat().st_size for p in logs.rglob("*.jsonl"))
-    events = days * EVENTS_PER_DAY
+    built = (days - 1) * EVENTS_PER_DAY
     put("bytes", {"jsonl": log_bytes, "duckdb": db.stat().st_size,
                   "exports": _tree_bytes(root / "site" / "exports")
                   + _tree_bytes(root / "data" / "exports"),
-                  "jsonl_per_event": round(log_bytes / events, 1),
-                  "duckdb_per_event": round(db.stat().st_size / events, 1)})
+                  "jsonl_per_event": round(log_bytes / built, 1),
+                  "duckdb_per_event": round(db.stat().st_size / built, 1)})
+
+    link_days(pool, logs, range(days - 1, days))
+    incremental = run("incremental")
+    put("incremental", incremental)
     typed_s, bare_s = results.data["sizes"][label]["typed_table"]["seconds"], \
         results.data["sizes"][label]["bare_scan"]["seconds"]
+    typed_cpu = results.data["sizes"][label]["typed_table"]["cpu_seconds"]
     put("ratios", {
         "full_vs_typed_table": round(full["seconds"] / typed_s, 2),
+        "full_vs_typed_table_cpu": round(full["cpu_seconds"] / typed_cpu, 2),
         "full_vs_bare": round(full["seconds"] / bare_s, 2),
         "incremental_vs_full": round(incremental["seconds"] / full["seconds"], 3),
+        "incremental_vs_full_cpu": round(incremental["cpu_seconds"] / full["cpu_seconds"], 3),
         "drilldown_share_of_incremental": round(
             incremental["steps"].get("drill-down", 0.0) / incremental["seconds"], 3),
         # capacity planning: what one core of the pipeline gets through
-        "full_events_per_hour_per_core": round(events / (full["seconds"] * cores) * 3600),
-        "full_events_per_cpu_hour": round(events / full["cpu_seconds"] * 3600),
+        "full_events_per_hour_per_core": round(built / (full["seconds"] * cores) * 3600),
+        "full_events_per_cpu_hour": round(built / full["cpu_seconds"] * 3600),
         "incremental_events_per_cpu_hour": round(
             EVENTS_PER_DAY / incremental["cpu_seconds"] * 3600),
     })
     if extras:
+        put("full_again", run("full"))  # raw day exports unchanged: not rewritten
         shutil.rmtree(root / "site" / "exports")
         shutil.rmtree(root / "data" / "exports", ignore_errors=True)  # the raw day files
         put("full_rewriting_exports", run("full"))
@@ -416,9 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         for day in range(days):
             generate_day(pool, day)  # kept when it exists
         run_size(work, pool, days, args, results, extras=i == 0)
-        results.data["sizes"][f"{days * EVENTS_PER_DAY / 1e6:g}M"]["load_average_after"] = \
+        results.data["sizes"][f"{days * EVENTS_PER_DAY / 1e6:.3g}M"]["load_average_after"] = \
             os.getloadavg()
-        results.put(f"{days * EVENTS_PER_DAY / 1e6:g}M", "finished",
+        results.put(f"{days * EVENTS_PER_DAY / 1e6:.3g}M", "finished",
                     time.strftime("%Y-%m-%d %H:%M:%S"))
     print(json.dumps(results.data, indent=2))
     if not args.keep:
