@@ -19,6 +19,9 @@ render later that day links the same rows.
 
 from __future__ import annotations
 
+import functools
+import re
+
 import duckdb
 
 from footfall import marts
@@ -137,6 +140,19 @@ def _matches() -> str:
     return " union all ".join(out)
 
 
+@functools.cache
+def _read_columns(table: str, alias: str) -> str:
+    """The columns of `table` (events or sessions) the drill marts may read: each one that
+    their SQL or their tables' columns name. Every event is copied once per filter that keeps
+    it, so the copies carry only these (plus the keys the filters join on)."""
+    named = {w for t in marts.DRILL_MARTS
+             for w in re.findall(r"[a-z_]+", models.load(marts.by_table(t).model).sql)}
+    named |= {c.name for t in marts.DRILL_MARTS for c in marts.by_table(t).columns}
+    named |= {"event_id", "session_id", "site", "date"}
+    return ", ".join(f"{alias}.{c.name}" for c in marts.by_table(table).columns
+                     if c.name in named)
+
+
 def _build(cur: duckdb.DuckDBPyConnection) -> None:
     models.create_macros(cur)
     # the days to rebuild: the run's affected days for a filter with rows already, every
@@ -158,12 +174,14 @@ def _build(cur: duckdb.DuckDBPyConnection) -> None:
     # and the events it keeps (session filters: every event of those sessions)
     span = ("join drill_span d on {t}.site = d.site "
             "and {t}.date between d.first_day and d.last_day")
-    cur.execute(f"create temp table drill_near as select e.* from main.events e "
+    cur.execute(f"create temp table drill_near as select {_read_columns('events', 'e')} "
+                "from main.events e "
                 f"{span.format(t='e')}")
     cur.execute(
-        "create temp table drill_sessions as select m.key, s.* from "
+        f"create temp table drill_sessions as select m.key, s.* from "
         "(select distinct key, session_id from drill_matches) m "
-        f"join (select s.* from main.sessions s {span.format(t='s')}) s using (session_id) "
+        f"join (select {_read_columns('sessions', 's')} from main.sessions s "
+        f"{span.format(t='s')}) s using (session_id) "
         "semi join int_affected_days a on m.key = a.site and s.date = a.date")
     cur.execute(
         "create temp table drill_events as select m.key, e.* from "
