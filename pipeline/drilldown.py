@@ -133,18 +133,19 @@ def _matches() -> str:
         kind, column = panel.drill.split(":")
         match = (f"f.site = x.site and f.panel = '{panel.key}' "
                  f"and x.{column} is not distinct from f.value")
-        span = ("x.site = d.site and x.date between d.first_day and d.last_day "
-                "and x.date between $low and $high")
+        # each filter over its own days: a filter new this run covers every day of its
+        # site, the others only this run's
+        span = ("join drill_span d on d.key = f.key and x.date between d.first_day "
+                "and d.last_day where x.date between $low and $high")
         if kind == "session":
             out.append(f"select 'session' as kind, f.key, x.session_id, null as event_id "
-                       f"from main.sessions x join drill_span d on {span} "
-                       f"join {SCHEMA}.filters f on {match}")
+                       f"from main.sessions x join {SCHEMA}.filters f on {match} {span}")
         else:
             names = "x.name = 'pageview'" if column == "path" else \
                 "x.name not in ('pageview', 'engagement')"
             out.append(f"select 'event' as kind, f.key, x.session_id, x.event_id "
-                       f"from main.events x join drill_span d on {span} "
-                       f"join {SCHEMA}.filters f on {match} and {names}")
+                       f"from main.events x join {SCHEMA}.filters f on {match} and {names} "
+                       f"{span}")
     return " union all ".join(out)
 
 
@@ -202,23 +203,21 @@ def _build(cur: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
         f"semi join {models.WORK}.drill_new using (key) where d.date between $first and $last",
         {"first": first, "last": last})
     cur.execute(
-        f"create temp table drill_span as select f.site, min(a.date) - 1 as first_day, "
-        f"max(a.date) + 1 as last_day from int_affected_days a "
-        f"join {SCHEMA}.filters f on f.key = a.site group by f.site")
+        "create temp table drill_span as select site as key, min(date) - 1 as first_day, "
+        "max(date) + 1 as last_day from int_affected_days group by site")
     # the batch's bounds as constants too, so the scans skip other days' row groups
     near = {"low": first - timedelta(days=1), "high": last + timedelta(days=1)}
     cur.execute(f"create temp table drill_matches as {_matches()}", near)
     # what the models read, on the days being rebuilt only: the sessions a filter keeps,
     # and the events it keeps (session filters: every event of those sessions)
-    span = ("join drill_span d on {t}.site = d.site and {t}.date between $low and $high "
-            "and {t}.date between d.first_day and d.last_day")
     cur.execute(f"create temp table drill_near as select {_read_columns('events', 'e')} "
-                f"from main.events e {span.format(t='e')}", near)
+                "from main.events e semi join drill_matches m using (session_id) "
+                "where e.date between $low and $high", near)
     cur.execute(
         f"create temp table drill_sessions as select m.key, s.* from "
         "(select distinct key, session_id from drill_matches) m "
         f"join (select {_read_columns('sessions', 's')} from main.sessions s "
-        f"{span.format(t='s')}) s using (session_id) "
+        "where s.date between $low and $high) s using (session_id) "
         "semi join int_affected_days a on m.key = a.site and s.date = a.date", near)
     cur.execute(
         "create temp table drill_events as select m.key, e.* from "
