@@ -8,7 +8,7 @@
     python -m bench.pipeline --memory-limit 3GB --threads 2             # pipeline settings
 
 History grows by days, not by denser days: every UTC day holds the same 172,800 events, so
-5M is the first 29 days, 20M the first 116 and 50M the first 290, and the incremental day is
+5M is the first 29 days, 20M the first 116 and 50M the first 289, and the incremental day is
 the same size at every size (what "flat as history grows" compares). The days are generated
 once, with DuckDB, into `workdir/pool` in the collector's layout (data_dir/logs/YYYY/MM/DD/);
 each size's data_dir links the first days' files (hard links: no second copy). Then, at each
