@@ -19,6 +19,10 @@ render later that day links the same rows.
 
 from __future__ import annotations
 
+import functools
+import re
+from datetime import date, timedelta
+
 import duckdb
 
 from footfall import marts
@@ -99,16 +103,22 @@ def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> N
         f"+ row_number() over (order by site, panel, value nulls first) as id from "
         f"(select * from drill_chosen anti join {SCHEMA}.filters using (site, panel, value))"
         f") c")
-    # the cursor below cannot see this connection's temp tables: the run's affected days
-    # go to the work database, which is never published
+    # the cursor below cannot see this connection's temp tables: the run's affected days,
+    # and the filters without rows yet (built for every day of their site), go to the work
+    # database, which is never published
     con.execute(f"create or replace table {models.WORK}.drill_affected as "
                 "select site, date from int_affected_days")
-    cur = con.cursor()
-    try:
-        _build(cur)
-    finally:
-        cur.close()
+    con.execute(f"create or replace table {models.WORK}.drill_new as select key "
+                f"from {SCHEMA}.filters anti join (select distinct site as key "
+                f"from {SCHEMA}.daily_stats) using (key)")
+    for first, last in _batches(con):
+        cur = con.cursor()  # its temp tables go with it: one batch's copies at a time
+        try:
+            _build(cur, first, last)
+        finally:
+            cur.close()
     con.execute(f"drop table {models.WORK}.drill_affected")
+    con.execute(f"drop table {models.WORK}.drill_new")
     con.execute("drop table drill_chosen")
     con.execute("drop table drill_gone")
 
@@ -123,48 +133,92 @@ def _matches() -> str:
         kind, column = panel.drill.split(":")
         match = (f"f.site = x.site and f.panel = '{panel.key}' "
                  f"and x.{column} is not distinct from f.value")
-        span = "x.site = d.site and x.date between d.first_day and d.last_day"
+        # each filter over its own days: a filter new this run covers every day of its
+        # site, the others only this run's
+        span = ("join drill_span d on d.key = f.key and x.date between d.first_day "
+                "and d.last_day where x.date between $low and $high")
         if kind == "session":
             out.append(f"select 'session' as kind, f.key, x.session_id, null as event_id "
-                       f"from main.sessions x join drill_span d on {span} "
-                       f"join {SCHEMA}.filters f on {match}")
+                       f"from main.sessions x join {SCHEMA}.filters f on {match} {span}")
         else:
             names = "x.name = 'pageview'" if column == "path" else \
                 "x.name not in ('pageview', 'engagement')"
             out.append(f"select 'event' as kind, f.key, x.session_id, x.event_id "
-                       f"from main.events x join drill_span d on {span} "
-                       f"join {SCHEMA}.filters f on {match} and {names}")
+                       f"from main.events x join {SCHEMA}.filters f on {match} and {names} "
+                       f"{span}")
     return " union all ".join(out)
 
 
-def _build(cur: duckdb.DuckDBPyConnection) -> None:
+@functools.cache
+def _read_columns(table: str, alias: str) -> str:
+    """The columns of `table` (events or sessions) the drill marts may read: each one that
+    their SQL or their tables' columns name. Every event is copied once per filter that keeps
+    it, so the copies carry only these (plus the keys the filters join on)."""
+    named = {w for t in marts.DRILL_MARTS
+             for w in re.findall(r"[a-z_]+", models.load(marts.by_table(t).model).sql)}
+    named |= {c.name for t in marts.DRILL_MARTS for c in marts.by_table(t).columns}
+    named |= {"event_id", "session_id", "site", "date"}
+    return ", ".join(f"{alias}.{c.name}" for c in marts.by_table(table).columns
+                     if c.name in named)
+
+
+#: Events per batch of days: every event is copied once per filter that keeps it (about one
+#: per session panel), so a rebuild of the whole history goes a few weeks of days at a time
+#: and its copies stay within memory instead of spilling gigabytes to disk.
+BATCH_EVENTS = 2_000_000
+
+
+def _batches(con: duckdb.DuckDBPyConnection) -> list[tuple[date, date]]:
+    """Consecutive ranges of the days to rebuild, each holding about BATCH_EVENTS events.
+
+    A filtered mart's rows of a day are built from that day's sessions and events only,
+    so building range by range gives the same rows as building all days at once."""
+    rows = con.execute(
+        f"with days as (select distinct date from {models.WORK}.drill_affected "
+        f"union select distinct date from main.daily_stats "
+        f"where exists (select 1 from {models.WORK}.drill_new)) "
+        f"select date, count(e.date) from days left join main.events e using (date) "
+        f"group by date order by date").fetchall()
+    batches: list[tuple[date, date]] = []
+    first, size = None, 0
+    for i, (day, events) in enumerate(rows):
+        first, size = first or day, size + events
+        if size >= BATCH_EVENTS or i == len(rows) - 1:
+            batches.append((first, day))
+            first, size = None, 0
+    return batches
+
+
+def _build(cur: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
     models.create_macros(cur)
-    # the days to rebuild: the run's affected days for a filter with rows already, every
-    # day of its site for a filter that is new
+    # the days to rebuild, from `first` to `last`: the run's affected days for a filter with
+    # rows already, every day of its site for a filter that is new
     cur.execute(
         f"create temp table int_affected_days as "
-        f"with stored as (select distinct site as key from {SCHEMA}.daily_stats) "
         f"select f.key as site, a.date from {SCHEMA}.filters f "
-        f"join {models.WORK}.drill_affected a using (site) semi join stored using (key) "
+        f"join {models.WORK}.drill_affected a using (site) "
+        f"anti join {models.WORK}.drill_new using (key) where a.date between $first and $last "
         f"union all select f.key as site, d.date from {SCHEMA}.filters f "
         f"join (select distinct site, date from main.daily_stats) d using (site) "
-        f"anti join stored using (key)")
+        f"semi join {models.WORK}.drill_new using (key) where d.date between $first and $last",
+        {"first": first, "last": last})
     cur.execute(
-        f"create temp table drill_span as select f.site, min(a.date) - 1 as first_day, "
-        f"max(a.date) + 1 as last_day from int_affected_days a "
-        f"join {SCHEMA}.filters f on f.key = a.site group by f.site")
-    cur.execute(f"create temp table drill_matches as {_matches()}")
+        "create temp table drill_span as select site as key, min(date) - 1 as first_day, "
+        "max(date) + 1 as last_day from int_affected_days group by site")
+    # the batch's bounds as constants too, so the scans skip other days' row groups
+    near = {"low": first - timedelta(days=1), "high": last + timedelta(days=1)}
+    cur.execute(f"create temp table drill_matches as {_matches()}", near)
     # what the models read, on the days being rebuilt only: the sessions a filter keeps,
     # and the events it keeps (session filters: every event of those sessions)
-    span = ("join drill_span d on {t}.site = d.site "
-            "and {t}.date between d.first_day and d.last_day")
-    cur.execute(f"create temp table drill_near as select e.* from main.events e "
-                f"{span.format(t='e')}")
+    cur.execute(f"create temp table drill_near as select {_read_columns('events', 'e')} "
+                "from main.events e semi join drill_matches m using (session_id) "
+                "where e.date between $low and $high", near)
     cur.execute(
-        "create temp table drill_sessions as select m.key, s.* from "
+        f"create temp table drill_sessions as select m.key, s.* from "
         "(select distinct key, session_id from drill_matches) m "
-        f"join (select s.* from main.sessions s {span.format(t='s')}) s using (session_id) "
-        "semi join int_affected_days a on m.key = a.site and s.date = a.date")
+        f"join (select {_read_columns('sessions', 's')} from main.sessions s "
+        "where s.date between $low and $high) s using (session_id) "
+        "semi join int_affected_days a on m.key = a.site and s.date = a.date", near)
     cur.execute(
         "create temp table drill_events as select m.key, e.* from "
         "(select distinct key, session_id from drill_matches where kind = 'session') m "
