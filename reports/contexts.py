@@ -54,7 +54,10 @@ class Bar:
     visits: int
     pageviews: int
     partial: bool = False  # holds today, which is not over: drawn lighter
-    key: str = ""  # the bucket as data: 2026-11-02, 2026-11 or 14:00 (the CSV's first column)
+    #: the bucket as data, the CSV's first column: 2026-11-02, 2026-11, or the hour 0-23 as
+    #: the daily_hours export has it (a spreadsheet reads "14:00" as a time and shows it
+    #: in its own locale, "2:00:00 PM")
+    key: str = ""
     text: str = ""  # the chart's own metric in this bucket, as it reads
 
 
@@ -382,7 +385,7 @@ def chart(site: SiteData, period: Period, metric: str = "visitors") -> Chart:
         for h in range(24):
             v, pv = hours.get(h, (0, 0))
             buckets.append((f"{h:02d}:00–{h:02d}:59", f"{h:02d}:00", "",
-                            Stats(visitors=v, pageviews=pv), False, f"{h:02d}:00"))
+                            Stats(visitors=v, pageviews=pv), False, str(h)))
         title = f"{name} per hour, {fmt.day(period.start)}"
     elif period.granularity == "month":
         for start in period.buckets():
