@@ -15,7 +15,9 @@ CSVs) has a digest of everything its bytes depend on: the rows it reads (reports
 sums DuckDB hashes of every row of its period and comparison range), its period, what
 every page of its site shows (the period list, the filters, the experiments), the config
 and the renderer's own code and templates. The digests and each page's files are kept in
-`data_dir/render-state.json` (outside site_dir: a digest of rows is not for readers). A
+`data_dir/render-state.json` (outside site_dir: a digest of rows is not for readers),
+with a digest of the `.footfall-site` listing the render wrote, so a state is only used by
+the next render into the same folder. A
 page whose digest is unchanged and whose files are all there is not read or rendered at
 all; the front page, the downloads pages and the stylesheet are always rendered (they are
 cheap). A filtered page's period switcher links the same filter where each rolling period
@@ -25,13 +27,15 @@ Every file is rendered in memory first. A file whose bytes are unchanged is not 
 a changed one is written beside its target and moved into place with os.replace, so a host
 never serves half a file. Files this renderer wrote before and no longer produces (say, a
 site removed from the config) are deleted, using the list kept in `.footfall-site`. The
-state is written last: a crash before it costs a full render next time, never a stale page.
+state is removed before publishing and written last: a crash between costs a full render
+next time, never a stale page.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -108,7 +112,9 @@ def _plan(cfg: Config, sites: list[data.SiteData], rows: dict[data.Page, str],
           trials: dict[str, list[experiments.ExperimentView]]) -> dict[data.Page, str]:
     """Every page's digest, from the digests of its rows (`rows`) and everything else it
     shows."""
-    common = _digest(code_version(), repr(cfg))
+    # where the files go is no input of a page (and the state must not differ by it)
+    placed = dataclasses.replace(cfg, data_dir=Path(), site_dir=Path(), source=None)
+    common = _digest(code_version(), repr(placed))
     out = {}
     for site in sites:
         shared = _digest(common, site.domain, site.title, site.timezone, site.first,
@@ -340,24 +346,42 @@ def publish(site_dir: Path, files: dict[str, bytes | None]) -> RenderSummary:
     return summary
 
 
+def _listing(site_dir: Path) -> str:
+    """A digest of site_dir's manifest: the state belongs to the render that wrote it."""
+    try:
+        return hashlib.sha256((site_dir / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
 def _read_state(cfg: Config) -> dict[str, Any] | None:
-    """The last render's state, if it was a render of this site_dir and reads back."""
+    """The last render's state, if it reads back and the last render into site_dir wrote
+    it (not a render into another folder, nor one that stopped before its end)."""
     try:
         state = json.loads((cfg.data_dir / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("site_dir") != str(cfg.site_dir.resolve()):
+    pages = state.get("pages") if isinstance(state, dict) else None
+    if not isinstance(pages, dict) or state.get("manifest") != _listing(cfg.site_dir):
         return None
-    return state
+    return {"pages": {k: v for k, v in pages.items() if isinstance(v, list) and len(v) == 2
+                      and isinstance(v[0], str) and isinstance(v[1], list)}}
 
 
 def _write_state(cfg: Config, built: Built) -> None:
     """Kept for the next render; one that cannot be kept (a read-only data_dir) only costs
     the next render its shortcut."""
-    body = json.dumps({"site_dir": str(cfg.site_dir.resolve()), "pages": built.state},
+    body = json.dumps({"manifest": _listing(cfg.site_dir), "pages": built.state},
                       sort_keys=True).encode()
     with contextlib.suppress(OSError):
         _write(cfg.data_dir / STATE, body)
+
+
+def _drop_state(cfg: Config) -> None:
+    """Before publishing: a render that stops halfway leaves no state that claims its
+    pages are as the state says."""
+    with contextlib.suppress(FileNotFoundError):
+        (cfg.data_dir / STATE).unlink()
 
 
 def render_site(cfg: Config, now: datetime | None = None, incremental: bool = True
@@ -367,6 +391,7 @@ def render_site(cfg: Config, now: datetime | None = None, incremental: bool = Tr
     `incremental` is False."""
     started = time.perf_counter()
     built = build(cfg, now, _read_state(cfg) if incremental else None)
+    _drop_state(cfg)
     summary = publish(cfg.site_dir, built.files)
     _write_state(cfg, built)
     summary.pages, summary.unchanged = len(built.rendered), built.unchanged

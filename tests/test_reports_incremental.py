@@ -138,7 +138,7 @@ def test_the_code_version_covers_every_template(tmp_path: Path) -> None:
         assert code_version(copy) != before, template.name
 
 
-def test_a_deleted_page_is_rendered_again(built: Any) -> None:
+def test_a_deleted_page_is_rendered_again_and_another_folder_in_full(built: Any) -> None:
     cfg, _events, now = built
     render_site(cfg, now)
     page = cfg.site_dir / "example.com" / "7d.html"
@@ -146,3 +146,6 @@ def test_a_deleted_page_is_rendered_again(built: Any) -> None:
     page.unlink()
     again = render_site(cfg, now)
     assert again.pages == 1 and page.read_bytes() == body
+    # the state belongs to the folder it was written for: another one renders every page
+    elsewhere = render_site(dataclasses.replace(cfg, site_dir=cfg.site_dir.parent / "b"), now)
+    assert elsewhere.unchanged == 0 and elsewhere.pages > 200
