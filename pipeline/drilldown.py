@@ -90,9 +90,11 @@ def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> N
                 "value varchar)")
     if chosen:
         con.executemany("insert into drill_chosen values (?, ?, ?)", [list(c) for c in chosen])
-    # filters no longer chosen go, with their rows; new ones get the next ids
-    con.execute(f"create or replace temp table drill_gone as select key from {SCHEMA}.filters "
-                "anti join drill_chosen using (site, panel, value)")
+    # filters no longer chosen go, with their rows; new ones get the next ids (a NULL value,
+    # direct visits say, is a value like any other: `using` would never match it)
+    same = "f.site = c.site and f.panel = c.panel and f.value is not distinct from c.value"
+    con.execute(f"create or replace temp table drill_gone as select key from {SCHEMA}.filters f "
+                f"anti join drill_chosen c on {same}")
     for table in ("filters", *marts.DRILL_MARTS):
         column = "key" if table == "filters" else "site"
         con.execute(f"delete from {SCHEMA}.{table} where {column} in "
@@ -101,7 +103,7 @@ def materialise(con: duckdb.DuckDBPyConnection, cfg: Config, rebuild: bool) -> N
         f"insert into {SCHEMA}.filters select c.site, c.panel, c.value, id, c.site || '#' || id "
         f"from (select *, (select coalesce(max(filter_id), 0) from {SCHEMA}.filters) "
         f"+ row_number() over (order by site, panel, value nulls first) as id from "
-        f"(select * from drill_chosen anti join {SCHEMA}.filters using (site, panel, value))"
+        f"(select c.* from drill_chosen c anti join {SCHEMA}.filters f on {same})"
         f") c")
     # the cursor below cannot see this connection's temp tables: the run's affected days,
     # and the filters without rows yet (built for every day of their site), go to the work

@@ -11,7 +11,7 @@ import importlib.resources
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -54,7 +54,10 @@ class Bar:
     visits: int
     pageviews: int
     partial: bool = False  # holds today, which is not over: drawn lighter
-    key: str = ""  # the bucket as data: 2026-11-02, 2026-11 or 14:00 (the CSV's first column)
+    #: the bucket as data, the CSV's first column: 2026-11-02, 2026-11, or the hour 0-23 as
+    #: the daily_hours export has it (a spreadsheet reads "14:00" as a time and shows it
+    #: in its own locale, "2:00:00 PM")
+    key: str = ""
     text: str = ""  # the chart's own metric in this bucket, as it reads
 
 
@@ -187,6 +190,7 @@ class PageView:
     chip: Chip | None = None  # what a filtered dashboard is filtered by
     first_run: FirstRun | None = None  # the site has no data at all yet
     imported_days: int = 0  # days of the period that came from an import, not events
+    until: datetime | None = None  # see data_until()
 
 
 @dataclass(frozen=True)
@@ -328,8 +332,10 @@ def panel_view(mart: Mart, panel: Panel, rows: list[BreakdownRow], period: Perio
         groups: dict[tuple[str | None, ...], list[BreakdownRow]] = {}
         for r in rows:
             groups.setdefault(r.group, []).append(r)
+        # ties by the group's labels: the rows come from SQL in no fixed order
         for g, grows in sorted(groups.items(),
-                               key=lambda kv: -sum(r.values[0] or 0 for r in kv[1])):
+                               key=lambda kv: (-sum(r.values[0] or 0 for r in kv[1]),
+                                               [(p is None, p or "") for p in kv[0]])):
             caption = " · ".join("(none)" if part is None else part for part in g)
             tables.append(_table(panel, grows, caption))
     else:
@@ -382,7 +388,7 @@ def chart(site: SiteData, period: Period, metric: str = "visitors") -> Chart:
         for h in range(24):
             v, pv = hours.get(h, (0, 0))
             buckets.append((f"{h:02d}:00–{h:02d}:59", f"{h:02d}:00", "",
-                            Stats(visitors=v, pageviews=pv), False, f"{h:02d}:00"))
+                            Stats(visitors=v, pageviews=pv), False, str(h)))
         title = f"{name} per hour, {fmt.day(period.start)}"
     elif period.granularity == "month":
         for start in period.buckets():
@@ -525,6 +531,14 @@ def first_run(domain: str, collector: str) -> FirstRun:
         "</script>", f"http://{collector}/metrics")
 
 
+def data_until(site: SiteData, period: Period) -> datetime | None:
+    """When data last arrived, on a page whose period reaches that day; a page of days
+    before it is complete and says nothing, so new data leaves it unchanged (and
+    unrendered: reports/site.py)."""
+    last = site.data_until
+    return last if last is not None and period.end >= last.date() else None
+
+
 def page(site: SiteData, period: Period, links: Links | None = None,
          setup: FirstRun | None = None) -> PageView:
     """A site's page for one period; `links` are its rows' filtered dashboards, `setup`
@@ -575,6 +589,7 @@ def _view(site: SiteData, period: Period, csv_dir: str, links: Links | None,
         funnels=funnels(site, period), csv_dir=csv_dir, multi_day=period.days > 1,
         compare=compare.sentence, empty=False, domain=site.domain,
         imported_days=sum(period.start <= d <= period.end for d in site.imported),
+        until=data_until(site, period),
     )
     view.charts = [view.chart, *(chart(site, period, key) for key, _n, _f in METRICS[1:])]
     view.empty = view.cards[0].value == 0 and view.cards[2].value == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -135,8 +135,18 @@ def local_today(now: datetime, timezone: str) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-def load(cfg: Config, now: datetime | None = None) -> list[SiteData]:
-    """Everything the site shows, for every configured site, as of `now` (UTC)."""
+#: A page: (its SiteData's domain, a filtered dashboard's key included; its period key).
+Page = tuple[str, str]
+#: Given every SiteData (filtered ones in their site's `filtered`, nothing loaded but their
+#: periods) and the digest of each page's rows, the pages whose rows to load.
+Choose = Callable[[list[SiteData], dict[Page, str]], Collection[Page]]
+
+
+def load(cfg: Config, now: datetime | None = None, choose: Choose | None = None
+         ) -> list[SiteData]:
+    """Everything the site shows, for every configured site, as of `now` (UTC); with
+    `choose`, the pages' rows only for the pages it chooses (the daily figures of the sites
+    themselves always: the front page reads them)."""
     now = now or datetime.now(UTC)
     con = duckdb.connect(":memory:")
     try:
@@ -144,12 +154,53 @@ def load(cfg: Config, now: datetime | None = None) -> list[SiteData]:
             con.execute(f"attach {literal(cfg.database)} as ff (read_only)")
         else:
             con.execute("attach ':memory:' as ff")
-        return _load(con, cfg, now)
+        return _load(con, cfg, now, choose)
     finally:
         con.close()
 
 
-def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[SiteData]:
+def _sources(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    """The tables of `schema` a page reads (its period's rows, and its comparison's)."""
+    tables = ["daily_stats", "daily_hours", *(m.table for m in marts.MARTS if m.panels)]
+    if schema == "main":
+        tables.append("funnel_steps")
+    return [t for t in tables if _has(con, t, schema)]
+
+
+def _digests(con: duckdb.DuckDBPyConnection, sites: list[SiteData]) -> dict[Page, str]:
+    """Each page's digest of the rows it reads: every row of every table it reads, on
+    the days of its period and of the range its changes compare with. A row's hash is
+    summed per site and day (order-free, as a table's rows are), and the days' sums,
+    each hashed with its date, per page. DuckDB's hash is not a cryptographic one: the
+    digests only tell "changed" from "unchanged", and they stay out of site_dir."""
+    ranges = []
+    for site in sites:
+        for s in [site, *site.filtered.values()]:
+            for p in s.periods:
+                ranges.append([s.domain, p.key, p.start, p.end])
+                if p.previous is not None:
+                    ranges.append([s.domain, p.key, *p.previous])
+    if not ranges:
+        return {}
+    con.execute("create or replace temp table page_ranges (site varchar, key varchar, "
+                "start_date date, end_date date)")
+    con.executemany("insert into page_ranges values (?, ?, ?, ?)", ranges)
+    rows = " union all ".join(
+        f"select site, date, hash(t, '{schema}.{table}') as h from ff.{schema}.{table} t"
+        for schema in ("main", DRILL) for table in _sources(con, schema))
+    if not rows:
+        return {}
+    found = con.execute(
+        f"with days as (select site, date, sum(h) as h from ({rows}) group by all) "
+        "select r.site, r.key, sum(hash(d.date, d.h))::varchar from page_ranges r "
+        "join days d on d.site = r.site and d.date between r.start_date and r.end_date "
+        "group by all").fetchall()
+    con.execute("drop table page_ranges")
+    return {(site, key): digest for site, key, digest in found}
+
+
+def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime,
+          choose: Choose | None = None) -> list[SiteData]:
     sites: list[SiteData] = []
     bounds: dict[str, tuple[date | None, date | None]] = {}
     if _has(con, "daily_stats"):
@@ -179,20 +230,30 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: Config, now: datetime) -> list[Si
         ))
     by_domain = {s.domain: s for s in sites}
     filtered = _filtered(con, by_domain) if cfg.report.drilldown_rows > 0 else {}
+    pages = [(s.domain, p.key) for s in [*sites, *filtered.values()] for p in s.periods]
+    if choose is not None:
+        wanted = set(choose(sites, _digests(con, sites)))
+        pages = [page for page in pages if page in wanted]
+        # a filtered dashboard none of whose pages is wanted reads nothing at all
+        filtered = {k: v for k, v in filtered.items() if any(k == site for site, _ in pages)}
+    ranges = {(s.domain, p.key): p for s in [*sites, *filtered.values()] for p in s.periods}
     con.execute("create table periods (site varchar, key varchar, start_date date, "
                 "end_date date)")
-    con.executemany("insert into periods values (?, ?, ?, ?)",
-                    [[s.domain, p.key, p.start, p.end]
-                     for s in [*sites, *filtered.values()] for p in s.periods])
+    if pages:  # DuckDB refuses an empty executemany
+        con.executemany("insert into periods values (?, ?, ?, ?)",
+                        [[site, key, ranges[site, key].start, ranges[site, key].end]
+                         for site, key in pages if (site, key) in ranges])
     for schema, group in (("main", by_domain), (DRILL, filtered)):
         if not group:
             continue
         _days(con, group, schema)
+        if not any(site in group for site, _key in pages):
+            continue  # the front page reads the sites' days, no page reads more
         _hours(con, group, schema)
         for mart in marts.MARTS:
             if mart.panels and _has(con, mart.table, schema):
                 _breakdown(con, mart, group, cfg.privacy.min_visitors, schema)
-    if _has(con, "funnel_steps"):
+    if _has(con, "funnel_steps") and pages:
         _funnels(con, by_domain)
     return sites
 
@@ -222,9 +283,11 @@ def _filtered(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData]
 def _days(con: duckdb.DuckDBPyConnection, sites: dict[str, SiteData], schema: str) -> None:
     if not _has(con, "daily_stats", schema):
         return
+    # the filtered dashboards' days only for those with a page to render
+    only = "" if schema == "main" else " semi join (select distinct site from periods) using (site)"
     for site, day, *figures in con.execute(
         "select site, date, visitors, visits, pageviews, views_per_visit, bounce_rate, "
-        f"visit_duration_s, is_imported from ff.{schema}.daily_stats order by site, date"
+        f"visit_duration_s, is_imported from ff.{schema}.daily_stats{only} order by site, date"
     ).fetchall():
         if site in sites:
             v, n, p, vpv, br, dur, imported = figures

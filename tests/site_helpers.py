@@ -69,6 +69,10 @@ def synthetic_marts(cfg: Config, days: int, start: str = "2025-01-01",
         as name, 'prop' || (k % 2) as prop, 'value ' || k as value,
         (20 // (k + 1))::bigint as events, (15 // (k + 1))::bigint as visitors
         from d, range(30) t(k)""")
+    con.execute("""create table daily_revenue as select site, date, 'EUR' as currency,
+        'Purchase ' || k as name, (99.5 * (3 - k))::decimal(38, 6) as revenue,
+        (3 - k)::bigint as conversions, (3 - k)::bigint as visitors,
+        99.5::decimal(38, 6) as average_revenue from d, range(3) t(k)""")
     con.execute("""create table daily_hours as select site, date, h as hour,
         (10 + h)::bigint as visitors, (20 + h)::bigint as pageviews from d, range(24) t(h)""")
     con.execute("""create table funnel_steps as select site, 'Signup' as funnel, date,

@@ -125,6 +125,7 @@ def test_ten_sites_of_400_days_render_every_page_once(make_config: Any) -> None:
     first = render_site(cfg, now)
     assert first.files > 3000  # 10 sites x ~20 periods x (page + CSVs)
     again = render_site(cfg, now)
-    assert again.written == 0 and again.removed == 0
+    assert (again.written, again.removed, again.pages) == (0, 0, 0)
+    assert again.unchanged == first.pages
     page = (cfg.site_dir / "site3.test" / "index.html").read_text()
     assert "/page/0" in page and "Top 10 of 150" in page
