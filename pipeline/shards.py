@@ -9,7 +9,8 @@
              already. So an event id is ingested once, whichever buckets its copies fell in
     model    one job per bucket: the narrow columns of its rows less those, and the stored
              events of its visitors (from the published database, read-only: the state
-             before this run), through models.PER_VISITOR; each writes its OUTPUTS as Parquet
+             before this run; after a rebuild that carried older events over, a Parquet
+             copy of those), through models.PER_VISITOR; each writes its OUTPUTS as Parquet
     merge    the run loads every read row as stg_log_lines, and the union of the buckets'
              OUTPUTS under their names, each line_id turned from the job's into the run's by
              the rows' keys; then it goes on as with one shard: int_affected_days, the marts
@@ -281,7 +282,7 @@ class BucketJob:
     lines: list[str]  # the bucket's rows from every read job (Parquet)
     dropped_lines: str  # line_keys of copies not chosen (Parquet)
     dropped_ids: str  # ids stored already (Parquet)
-    stored: Path | None  # the published database, unless the run starts empty
+    stored: Path | None  # the stored events: a database file or Parquet; None when none
     fresh: bool
     params: dict[str, Any]
     folder: Path
@@ -296,9 +297,13 @@ def bucket_job(job: BucketJob) -> dict[str, float]:
     timings: dict[str, float] = {}
     try:
         if job.stored is not None:
-            con.execute(f"attach {literal(job.stored)} as stored (read_only)")
+            if job.stored.suffix == ".parquet":
+                history = f"read_parquet({literal(job.stored)})"
+            else:
+                con.execute(f"attach {literal(job.stored)} as stored (read_only)")
+                history = "stored.events"
             con.execute("drop table main.events")
-            con.execute("create view main.events as select * from stored.events "
+            con.execute(f"create view main.events as select * from {history} "
                         f"where {bucket_of(job.shards)} = {int(job.bucket)}")
         con.execute(
             f"create table main.stg_log_lines as select line_key, {', '.join(PER_VISITOR_COLUMNS)} "
@@ -388,11 +393,19 @@ def model(run: Run, sh: Sharding) -> dict[str, float]:
     dropped_lines, dropped_ids = _dedupe(con, every_line, sh.folder)
     memory_limit, threads = _budget(run.cfg, sh.shards, sh.executor.slots)
     params = {k: v for k, v in run.params.items() if k != "files"}
+    stored: Path | None = None
+    if run.scratch and not run.fresh:
+        # a rebuild that carried older events over (lifecycle.carry_over): that history is
+        # only in the build, which a job in another process cannot open
+        stored = sh.folder / "stored-events.parquet"
+        con.execute(f"copy main.events to {literal(stored)} (format parquet)")
+    elif not run.fresh:
+        stored = run.cfg.database  # the build is a copy of it until the marts run
     jobs = [
         BucketJob(
             run.cfg, b, sh.shards,
             schemas + sorted(str(p) for p in sh.folder.glob(f"read-*/lines/bucket={b}/*")),
-            dropped_lines, dropped_ids, None if run.fresh else run.cfg.database, run.fresh,
+            dropped_lines, dropped_ids, stored, run.fresh,
             params, sh.folder / f"bucket-{b}", memory_limit, threads,
         )
         for b in range(sh.shards)

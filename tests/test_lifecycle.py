@@ -173,8 +173,12 @@ def test_an_unfinished_last_line_of_a_closed_day_is_ended_not_glued_on(tmp_path:
     assert full.new_events == stored and full.quarantined == days + 1
 
 
-def test_expired_days_are_deleted_and_a_full_rebuild_keeps_their_marts(tmp_path: Path) -> None:
-    cfg = make_cfg(tmp_path, retention={"raw_days": 3})
+# with shards the carried history lives only in the build, which the shard jobs cannot open
+@pytest.mark.parametrize("shards", [1, 2])
+def test_expired_days_are_deleted_and_a_full_rebuild_keeps_their_marts(
+    tmp_path: Path, shards: int
+) -> None:
+    cfg = make_cfg(tmp_path, retention={"raw_days": 3}, pipeline={"shards": shards})
     events = shifted(oracle.generate(seed=6, visitors=60, days=5), TODAY - timedelta(days=2))
     write_days(cfg.logs_dir, events)
     horizon = TODAY - timedelta(days=3)
