@@ -97,6 +97,21 @@ def open_build(cfg: Config, fresh: bool) -> duckdb.DuckDBPyConnection:
                    cfg.pipeline.memory_limit, cfg.pipeline.threads)
 
 
+#: The name a `--full` run gives the published database while it takes over what must
+#: outlive a rebuild (exports, imports and lifecycle `carry_over`).
+PUBLISHED = "published"
+
+
+@contextlib.contextmanager
+def published_attached(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]:
+    """The published database attached read-only as PUBLISHED, for the carry-overs."""
+    con.execute(f"attach {literal(cfg.database)} as {PUBLISHED} (read_only)")
+    try:
+        yield
+    finally:
+        con.execute(f"detach {PUBLISHED}")
+
+
 def connect(
     path: Path, work: Path, spill: Path, memory_limit: str, threads: int
 ) -> duckdb.DuckDBPyConnection:

@@ -26,6 +26,7 @@ file is written beside its target and moved into place, so a reader never sees h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from datetime import date
@@ -36,6 +37,7 @@ import duckdb
 from footfall import csvcell, marts
 from footfall.config import Config
 from footfall.sqltext import literal
+from pipeline import database
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -125,17 +127,13 @@ def _param(query: str, min_visitors: int) -> dict[str, object]:
     return {"min_visitors": min_visitors} if "$min_visitors" in query else {}
 
 
-def carry_over(con: duckdb.DuckDBPyConnection, published: Path) -> None:
+def carry_over(con: duckdb.DuckDBPyConnection) -> None:
     """A `--full` run starts from an empty database; it takes over what the published one
-    knows of the raw day files on disk, so it too rewrites only the days that changed."""
-    con.execute(f"attach {literal(published)} as published (read_only)")
-    try:
+    (attached: database.published_attached) knows of the raw day files on disk, so it too
+    rewrites only the days that changed."""
+    with contextlib.suppress(duckdb.CatalogException):  # published before the table existed
         con.execute("insert into pipeline.raw_exports "
-                    "select * from published.pipeline.raw_exports")
-    except duckdb.CatalogException:  # published by a version without the table
-        pass
-    finally:
-        con.execute("detach published")
+                    f"select * from {database.PUBLISHED}.pipeline.raw_exports")
 
 
 def _write_raw_days(cfg: Config, con: duckdb.DuckDBPyConnection, root: Path, full: bool) -> None:

@@ -181,20 +181,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(mart.create_sql(SCHEMA))
 
 
-def carry_over(con: duckdb.DuckDBPyConnection, published: Path) -> None:
-    """A `--full` run starts empty: it takes the imported history from the published file."""
+def carry_over(con: duckdb.DuckDBPyConnection) -> None:
+    """A `--full` run starts empty: it takes the imported history from the published file
+    (attached: database.published_attached)."""
     ensure_schema(con)
-    con.execute(f"attach {literal(published)} as published (read_only)")
-    try:
-        stored = {name for (name,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = 'published' "
-            "and schema_name = ?", [SCHEMA]).fetchall()}
-        for mart in marts.MARTS:
-            if mart.table in stored:
-                con.execute(f"insert into {SCHEMA}.{mart.table} by name "
-                            f"select * from published.{SCHEMA}.{mart.table}")
-    finally:
-        con.execute("detach published")
+    stored = {name for (name,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? "
+        "and schema_name = ?", [database.PUBLISHED, SCHEMA]).fetchall()}
+    for mart in marts.MARTS:
+        if mart.table in stored:
+            con.execute(f"insert into {SCHEMA}.{mart.table} by name "
+                        f"select * from {database.PUBLISHED}.{SCHEMA}.{mart.table}")
 
 
 def apply(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:

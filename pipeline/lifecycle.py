@@ -51,8 +51,7 @@ from pathlib import Path
 import duckdb
 
 from footfall.config import Config
-from footfall.sqltext import literal
-from pipeline import models, sources
+from pipeline import database, models, sources
 
 log = logging.getLogger(__name__)
 
@@ -428,20 +427,17 @@ def forget(con: duckdb.DuckDBPyConnection, logs_dir: Path) -> None:
                         "(select unnest($names::varchar[]))", {"names": names})
 
 
-def carry_over(con: duckdb.DuckDBPyConnection, published: Path) -> tuple[int, date | None]:
-    """A `--full` run starts empty: it takes the published events of the days whose raw logs
-    were deleted, and the date they start from. Returns (events carried, that date)."""
-    con.execute(f"attach {literal(published)} as published (read_only)")
-    try:
-        kept_from = _kept_from(con, "published.pipeline.state")
-        if kept_from is None:
-            return 0, None
-        con.execute("insert or replace into pipeline.state values (?, ?)",
-                    [_KEPT_FROM, kept_from.isoformat()])
-        con.execute("insert into main.events by name select * from published.main.events "
-                    "where occurred_at < ?",
-                    [datetime(kept_from.year, kept_from.month, kept_from.day)])
-        row = con.execute("select count(*) from main.events").fetchone()
-        return (int(row[0]) if row else 0), kept_from
-    finally:
-        con.execute("detach published")
+def carry_over(con: duckdb.DuckDBPyConnection) -> tuple[int, date | None]:
+    """A `--full` run starts empty: it takes the published events (attached:
+    database.published_attached) of the days whose raw logs were deleted, and the date they
+    start from. Returns (events carried, that date)."""
+    kept_from = _kept_from(con, f"{database.PUBLISHED}.pipeline.state")
+    if kept_from is None:
+        return 0, None
+    con.execute("insert or replace into pipeline.state values (?, ?)",
+                [_KEPT_FROM, kept_from.isoformat()])
+    con.execute(f"insert into main.events by name select * from {database.PUBLISHED}.main.events "
+                "where occurred_at < ?",
+                [datetime(kept_from.year, kept_from.month, kept_from.day)])
+    row = con.execute("select count(*) from main.events").fetchone()
+    return (int(row[0]) if row else 0), kept_from

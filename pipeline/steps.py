@@ -344,9 +344,10 @@ def _build(run: Run, new_fingerprint: str) -> None:
     sites = frozenset(s.domain for s in cfg.sites)
     models.prepare(con, rebuild=run.rebuild_all)
     if run.scratch and cfg.database.exists():
-        exports.carry_over(con, cfg.database)
-        imports.carry_over(con, cfg.database)
-        carried, kept_from = lifecycle.carry_over(con, cfg.database)
+        with database.published_attached(con, cfg):
+            exports.carry_over(con)
+            imports.carry_over(con)
+            carried, kept_from = lifecycle.carry_over(con)
         if kept_from is not None:
             summary.raw_kept_from, summary.carried_events = kept_from.isoformat(), carried
         if carried:  # stored history now: recomputed with the logs, as after a config change
