@@ -67,15 +67,9 @@ BEFORE_MARTS: tuple[str, ...] = (
 #: shard job builds them (and the views between them) over its own visitors, and the run
 #: takes the union of their tables (pipeline/shards.py). stg_stored_events reads the history
 #: and int_affected_days works by day: the run builds those itself.
-PER_VISITOR: tuple[str, ...] = (
-    READ,
-    "staging/stg_repeated_ids",
-    "staging/stg_events",
-    "intermediate/int_new_events",
-    "intermediate/int_affected_visitors",
-    "intermediate/int_visitor_events",
-    "intermediate/int_event_sessions",
-)
+PER_VISITOR: tuple[str, ...] = tuple(
+    m for m in BEFORE_MARTS
+    if m not in ("staging/stg_stored_events", "intermediate/int_affected_days"))
 
 
 def order() -> tuple[str, ...]:
