@@ -132,8 +132,8 @@ def connect(
     return con
 
 
-
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries (after a rename into it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -147,6 +147,6 @@ def publish(cfg: Config, con: duckdb.DuckDBPyConnection) -> None:
     con.execute("checkpoint")
     con.close()
     build = build_path(cfg)
-    _fsync(build)
+    fsync(build)
     os.replace(build, cfg.database)
-    _fsync(cfg.database.parent)
+    fsync(cfg.database.parent)

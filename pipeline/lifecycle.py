@@ -200,14 +200,6 @@ def _temp(target: Path) -> Path:
     return target.with_name(f".{target.name}.tmp")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def apply(
     cfg: Config, con: duckdb.DuckDBPyConnection, todo: Plan, checkpoint: Checkpoint
 ) -> tuple[list[Retired], int, int]:
@@ -298,7 +290,7 @@ def _write(logs_dir: Path, files: list[RawFile], target: Path
             or total * 2 > size * sources.MAX_GZ_EXPANSION:
         temp.unlink()
         return None
-    _fsync_dir(temp.parent)
+    database.fsync(temp.parent)
     return target.relative_to(logs_dir).as_posix(), sources.remember_gz(temp, total)
 
 
@@ -334,7 +326,7 @@ def finish(cfg: Config, retired: list[Retired], checkpoint: Checkpoint,
                 log.warning("data_dir/logs/%s cannot be put in place (%s)",
                             sources.printable(target), exc.strerror or exc)
                 continue
-            _fsync_dir(path.parent)
+            database.fsync(path.parent)
             checkpoint("retire: renamed")
     if orphans:
         _remove_orphans(logs_dir, {_temp(logs_dir / t) for t in targets})
@@ -362,7 +354,7 @@ def finish(cfg: Config, retired: list[Retired], checkpoint: Checkpoint,
         folders.add(path.parent)
         checkpoint(f"retire: deleted {deleted}")
     for folder in sorted(folders, reverse=True):
-        _fsync_dir(folder)
+        database.fsync(folder)
         _remove_empty(folder, logs_dir)
     for day in sorted({Path(r.source).parent for r in retired if r.target is None}):
         _remove_quarantine(cfg, day)
@@ -398,7 +390,7 @@ def _remove_empty(folder: Path, logs_dir: Path) -> None:
             folder.rmdir()
         except OSError:  # not empty, or gone
             return
-        _fsync_dir(folder.parent)
+        database.fsync(folder.parent)
         folder = folder.parent
 
 
