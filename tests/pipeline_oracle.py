@@ -101,6 +101,24 @@ def generate(seed: int = 7, visitors: int = 60, days: int = 4) -> list[dict[str,
     return events
 
 
+def timeline_events(visitors: list[list[tuple[str, int]]], base_ms: int, site: str,
+                    paths: tuple[str, ...] = ("/",)) -> list[dict[str, Any]]:
+    """Events from generated timelines: visitor v's i-th (name, gap in ms) lands gap ms after
+    its previous event (the first after base_ms), with id v<v>-<i>, on paths[i % len(paths)]."""
+    events = []
+    for v, timeline in enumerate(visitors):
+        at = base_ms
+        for i, (name, gap) in enumerate(timeline):
+            at += gap
+            when = datetime.fromtimestamp(at // 1000, UTC) + timedelta(milliseconds=at % 1000)
+            events.append({"v": 1, "id": f"v{v}-{i:02d}", "ts": ts(when), "site": site,
+                           "name": name, "path": paths[i % len(paths)],
+                           "visitor": f"{v:016x}",
+                           **({"interactive": False, "engaged_ms": 1000}
+                              if name == "engagement" else {})})
+    return events
+
+
 def write_lines(path: Path, events: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as f:

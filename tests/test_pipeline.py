@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 import pipeline
 from footfall import config as config_mod
-from footfall import contract
 from footfall.config import Config
 from footfall.marts import MARTS
 from pipeline.checks import run_checks
@@ -348,17 +347,8 @@ def test_sessions_match_the_oracle_for_any_timeline(
     """Any visitors' timelines (ties, gaps right at the timeout, midnight in Berlin), read in
     two runs split anywhere, give the oracle's sessions."""
     cfg = make_cfg(tmp_path_factory.mktemp("timeline"))
-    base = int(oracle.START.timestamp() * 1000) + start
-    events = []
-    for v, timeline in enumerate(visitors):
-        at = base
-        for i, (name, gap) in enumerate(timeline):
-            at += gap
-            events.append({"v": 1, "id": f"v{v}-{i:02d}", "ts": contract.format_ts(at),
-                           "site": "example.com", "name": name, "path": "/",
-                           "visitor": f"{v:016x}",
-                           **({"interactive": False, "engaged_ms": 1000}
-                              if name == "engagement" else {})})
+    events = oracle.timeline_events(visitors, int(oracle.START.timestamp() * 1000) + start,
+                                    "example.com")
     shuffled = list(events)
     random.Random(split).shuffle(shuffled)
     oracle.write_lines(cfg.logs_dir / "a.jsonl", shuffled[:split])

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 import pipeline
 from footfall import config as config_mod
-from footfall import contract
 from footfall.config import Config
 from footfall.errors import ConfigError
 from footfall.marts import MARTS
@@ -208,17 +207,8 @@ def test_any_events_give_the_same_tables_for_any_shards(
         tmp_path_factory: pytest.TempPathFactory, visitors: list[list[tuple[str, int]]],
         repeats: list[tuple[int, int]], start: int, site: str) -> None:
     """Generated timelines, with some ids repeated under another visitor: one full run."""
-    base = int(oracle.START.timestamp() * 1000) + start
-    events = []
-    for v, timeline in enumerate(visitors):
-        at = base
-        for i, (name, gap) in enumerate(timeline):
-            at += gap
-            events.append({"v": 1, "id": f"v{v}-{i:02d}", "ts": contract.format_ts(at),
-                           "site": site, "name": name, "path": f"/{i % 3}",
-                           "visitor": f"{v:016x}",
-                           **({"interactive": False, "engaged_ms": 1000}
-                              if name == "engagement" else {})})
+    events = oracle.timeline_events(visitors, int(oracle.START.timestamp() * 1000) + start,
+                                    site, paths=("/0", "/1", "/2"))
     for which, other in repeats:
         e = events[which % len(events)]
         events.append({**e, "visitor": f"{other % len(visitors):016x}"})
