@@ -381,8 +381,10 @@ def panel_rows(panel: Panel, rows: list[Labelled]) -> list[BreakdownRow]:
         figures = tuple(f.value(values) for f in panel.figures)
         if figures[0]:
             out.append(BreakdownRow(group, label, figures))
+    # the group last: rows of two groups tie on everything else (each group's `(other)`)
     out.sort(key=lambda r: (r.label == OTHER, [-(r.values[i] or 0) for i in counts],
-                            r.label is None, r.label or ""))
+                            r.label is None, r.label or "",
+                            [(g is None, g or "") for g in r.group]))
     return out
 
 
