@@ -85,16 +85,19 @@ visitors as (
 ),
 slots as (
     select visitors.*, k,
-        start_s + k * (20 + hash(v, k) % 300)::bigint
-            + case when comes_back and k >= 3 then 2700 else 0 end as at_s
+        timestamp '2024-03-01' + to_days($day)
+            + to_seconds(start_s + k * (20 + hash(v, k) % 300)::bigint
+                         + case when comes_back and k >= 3 then 2700 else 0 end)
+            + to_milliseconds((hash(v, k, 'ms') % 1000)::bigint) as at_ts
     from visitors, range(6) s(k)
 )
 select
     1 as v,
-    printf('%016x-%02d', hash(v, 'id'), k) as id,
-    strftime(timestamp '2024-03-01' + to_days($day) + to_seconds(at_s)
-             + to_milliseconds((hash(v, k, 'ms') % 1000)::bigint),
-             '%Y-%m-%dT%H:%M:%S.%gZ') as ts,
+    -- a UUIDv7 as the collector makes it: the event's millisecond first, so ids sort by time
+    printf('%08x-%04x-7%03x-%04x-%012x', epoch_ms(at_ts) // 65536, epoch_ms(at_ts) % 65536,
+           hash(v, k, 'a') % 4096, 32768 + hash(v, k, 'b') % 16384,
+           hash(v, k, 'c') % 281474976710656) as id,
+    strftime(at_ts, '%Y-%m-%dT%H:%M:%S.%gZ') as ts,
     case when on_blog then 'example.com' else 'shop.example.org' end as site,
     case when k % 3 = 2 then 'engagement'
          when k = 4 and hash(v, 'goal') % 4 = 0 then 'Signup'
