@@ -40,18 +40,10 @@ import duckdb
 import yaml
 
 from bench import pipeline as bench_pipeline
-from bench.pipeline import COLUMNS, CONFIG, RUN, START, measure_rss
+from bench.pipeline import COLUMNS, CONFIG, RUN, START, measure
 from pipeline import lifecycle
 
 DAYS = 10
-
-# The collector's ids are UUIDv7 (36 characters, 74 random bits); bench/pipeline.py's shorter
-# ids would flatter both the raw and the compressed sizes.
-_SHORT_ID = "printf('%016x-%02d', hash(v, 'id'), k)"
-_UUID7 = ("printf('%012x-7%03x-%04x-%012x', epoch_ms(timestamp '2024-03-01' + to_days($day)"
-          " + to_seconds(at_s)), hash(v, k, 'a') % 4096, 32768 + hash(v, k, 'b') % 16384,"
-          " hash(v, k, 'c') % 281474976710656)")
-_UUID7_DASHED = ("regexp_replace(" + _UUID7 + ", '^([0-9a-f]{8})([0-9a-f]{4})', '\\1-\\2')")
 
 LOAD = """
 import os, sys, time, duckdb
@@ -72,14 +64,8 @@ print(n, took)
 
 
 def generate(logs: Path, days: int, per_day: int) -> None:
-    assert _SHORT_ID in bench_pipeline.GENERATE, "bench/pipeline.py's id changed: update here"
-    original = bench_pipeline.GENERATE
-    bench_pipeline.GENERATE = original.replace(_SHORT_ID, _UUID7_DASHED)
-    try:
-        for day in range(days):
-            bench_pipeline.generate_day(logs, day, per_day)
-    finally:
-        bench_pipeline.GENERATE = original
+    for day in range(days):
+        bench_pipeline.generate_day(logs, day, per_day)
     old = time.time() - 2 * lifecycle.SETTLE.total_seconds()  # closed days
     for path in logs.rglob("*.jsonl"):
         os.utime(path, (old, old))
@@ -122,16 +108,15 @@ def to_parquet(logs: Path, into: Path) -> tuple[int, float]:
 def typed_load(source: str, scratch: Path) -> float:
     best = []
     for _ in range(2):
-        _took, _rss, out = measure_rss(LOAD, source, str(scratch))
-        best.append(float(out.split()[1]))
+        best.append(float(measure(LOAD, source, str(scratch))["out"].split()[1]))
     return round(min(best), 2)
 
 
 def pipeline_run(config: Path, mode: str) -> dict[str, Any]:
-    took, rss, out = measure_rss(RUN, str(config), mode)
-    detail = json.loads(out)
+    run = measure(RUN, str(config), mode)
+    detail = json.loads(run["out"])
     steps = detail["steps"]
-    return {"seconds": round(took, 2), "peak_rss_mb": rss // 2**20,
+    return {"seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"],
             "plan_and_read_s": round(steps.get("plan", 0) + steps.get("read", 0), 2),
             "steps": steps, "new_events": detail["new_events"]}
 

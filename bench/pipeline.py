@@ -316,7 +316,10 @@ def run_size(work: Path, pool: Path, days: int, args: argparse.Namespace, result
     config_file.write_text(yaml.safe_dump(config))
     logs, pipeline_dir = root / "data" / "logs", root / "data" / ".pipeline"
     cores = args.threads or os.cpu_count() or 1
-    put = lambda key, value: results.put(label, key, value)  # noqa: E731
+
+    def put(key: str, value: Any) -> None:
+        results.put(label, key, value)
+
     put("days", days)
     put("events", days * EVENTS_PER_DAY)
 

@@ -31,8 +31,11 @@ import duckdb
 import psutil
 import yaml
 
-from bench.pipeline import CONFIG, DAYS, generate_day
+from bench.pipeline import CONFIG, generate_day
 from footfall.marts import MARTS
+
+#: the history every configuration rebuilds: one log file per UTC day
+DAYS = 30
 
 RUN = """
 import sys, json
