@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m bench.pipeline --events 5200000 --memory-limit 3GB
+	$(BIN)/python -m bench.shards
 	$(BIN)/python -m bench.lifecycle --events 1000000
 	$(BIN)/python -m bench.accesslog
 	$(BIN)/python -m bench.render
