@@ -14,6 +14,11 @@ how the runner materialises it:
     -- materialized: table, or a view on a fresh database
                                                    a temp view when nothing is stored yet
                                                    (a full run): there it would be a copy
+    -- materialized: table, in batches of the visitors of int_visitor_events
+                                                   a temp table built by one query per
+                                                   batch of visitors, so its memory holds at
+                                                   any size (`visitor_batches`); the file
+                                                   filters that source with $visitor_batch
     -- materialized: incremental by site, date     a public table: the runner deletes the rows
                                                    whose key is in the affected set, then
                                                    inserts the model's rows (`by site`: the
@@ -43,6 +48,7 @@ import duckdb
 import jinja2
 
 from footfall import marts
+from footfall.config import size_bytes
 
 #: The catalog of the run's work database (see database.open_build).
 WORK = "work"
@@ -88,6 +94,7 @@ AFFECTED = {
 _NAMES = r"[a-z_]+(?:, [a-z_]+)*"
 _HEADER = re.compile(
     r"^-- materialized: (?P<kind>view|work table|table(?P<lazy>, or a view on a fresh database)?"
+    r"(?:, in batches of the visitors of (?P<batched>[a-z_]+))?"
     rf"|incremental by (?P<key>{_NAMES})"
     rf"|merge on (?P<merge_key>[a-z_]+), updating (?P<updates>{_NAMES}))\s*$"
 )
@@ -105,6 +112,7 @@ class Model:
     key: tuple[str, ...] = ()
     updates: tuple[str, ...] = ()  # merge: the columns an existing row takes from the model
     view_when_fresh: bool = False
+    batched: str | None = None  # table: the relation whose visitors it is built in batches of
 
     @property
     def params(self) -> frozenset[str]:
@@ -139,7 +147,7 @@ def load(name: str) -> Model:
     if kind == "incremental" and key not in AFFECTED:
         raise ValueError(f"{name}: no affected set for key {key}")
     return Model(table, sql.rstrip().rstrip(";"), kind, key,
-                 view_when_fresh=header["lazy"] is not None)
+                 view_when_fresh=header["lazy"] is not None, batched=header["batched"])
 
 
 def digest() -> str:
@@ -196,9 +204,11 @@ def materialise(
 ) -> None:
     """Build one model. Public tables exist already (`prepare`); on a fresh database they
     are empty, so their rows are simply inserted."""
-    values = {k: params[k] for k in model.params}
+    values = {k: params[k] for k in model.params - BATCH_PARAMS}
     if model.kind == "view" or (model.kind == "table" and fresh and model.view_when_fresh):
         con.execute(f"create or replace temp view {model.name} as {model.sql}", values)
+    elif model.kind == "table" and model.batched is not None:
+        _in_batches(con, model, values)
     elif model.kind == "table":
         con.execute(f"create or replace temp table {model.name} as {model.sql}", values)
     elif model.kind == "work":
@@ -212,6 +222,44 @@ def materialise(
         match = " and ".join(f"{model.name}.{k} = {affected}.{k}" for k in model.key)
         con.execute(f"delete from {model.name} using {affected} where {match}")
         con.execute(f"insert into {model.name} by name {model.sql}", values)
+
+
+#: The parameters a batched model's file filters its source with; the runner sets them.
+BATCH_PARAMS = frozenset({"visitor_batch", "visitor_batches"})
+
+#: How many of a batched model's input rows one query takes per GiB of DuckDB's memory limit.
+#: Sessionising 4.8M events in one query peaked at 3.2 GB RSS under a 3GB limit, and 19.9M
+#: ran out of memory (docs/benchmarks.md); this keeps a margin of about 2.5×.
+ROWS_PER_GIB = 1_000_000
+
+
+def visitor_batches(rows: int, memory_limit: int) -> int:
+    """The number of visitor batches a batched model's `rows` input rows go in."""
+    per_batch = max(1, ROWS_PER_GIB * memory_limit // 2**30)
+    return max(1, -(-rows // per_batch))
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("select value from duckdb_settings() where name = 'memory_limit'"
+                      ).fetchone()
+    limit = size_bytes(str(row[0])) if row else None
+    if limit is None:
+        raise RuntimeError(f"DuckDB's memory_limit is not a size: {row}")
+    return limit
+
+
+def _in_batches(con: duckdb.DuckDBPyConnection, model: Model,
+                values: Mapping[str, Any]) -> None:
+    """One query per batch of visitors, by a hash of the visitor id. A visitor's events all
+    fall in one batch, and the model works visitor by visitor, so the union of the batches
+    is the table one query would build; only the peak memory is smaller."""
+    row = con.execute(f"select count(*) from {model.batched}").fetchone()
+    batches = visitor_batches(row[0] if row else 0, _memory_limit(con))
+    for batch in range(batches):
+        into = (f"create or replace temp table {model.name} as" if batch == 0
+                else f"insert into {model.name}")
+        con.execute(f"{into} {model.sql}",
+                    {**values, "visitor_batch": batch, "visitor_batches": batches})
 
 
 def _merge(con: duckdb.DuckDBPyConnection, model: Model, values: Mapping[str, Any]) -> None:

@@ -1,4 +1,4 @@
--- materialized: table
+-- materialized: table, in batches of the visitors of int_visitor_events
 --
 -- Sessionisation, exactly as docs/metrics.md defines it:
 --   * a session is a visitor's events on one site, in time order (ties broken by event id);
@@ -16,9 +16,14 @@
 
 with
 
+-- one batch of visitors (pipeline/models.py, visitor_batches): the window functions and the
+-- joins below work visitor by visitor, and all at once they outgrew a 3GB memory limit
+-- between 5M and 20M events. Its own hash, not the shards' hash(visitor_id), which would put a shard's
+-- visitors in one batch.
 visitor_events as (
     select line_id, site, visitor_id, occurred_at, event_id, name, interactive, engaged_ms
     from int_visitor_events
+    where hash(visitor_id || ':session batch') % $visitor_batches = $visitor_batch
 ),
 
 sites as (
