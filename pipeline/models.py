@@ -240,8 +240,7 @@ def visitor_batches(rows: int, memory_limit: int) -> int:
 
 
 def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("select value from duckdb_settings() where name = 'memory_limit'"
-                      ).fetchone()
+    row = con.execute("select current_setting('memory_limit')").fetchone()
     limit = size_bytes(str(row[0])) if row else None
     if limit is None:
         raise RuntimeError(f"DuckDB's memory_limit is not a size: {row}")

@@ -18,8 +18,8 @@ with
 
 -- one batch of visitors (pipeline/models.py, visitor_batches): the window functions and the
 -- joins below work visitor by visitor, and all at once they outgrew a 3GB memory limit
--- between 5M and 20M events. Its own hash, not the shards' hash(visitor_id), which would put a shard's
--- visitors in one batch.
+-- between 5M and 20M events. Its own hash, not the shards' hash(visitor_id), which would
+-- put a shard's visitors in one batch.
 visitor_events as (
     select line_id, site, visitor_id, occurred_at, event_id, name, interactive, engaged_ms
     from int_visitor_events
